@@ -1,0 +1,35 @@
+"""Assembling a ready predictor from the user's model options (checkpoint, config, device)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .device import select_device
+from .fomm import DEFAULT_CONFIG, load_model
+from .predictor import Predictor
+from .weights import find_checkpoint
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every command that runs the model shares."""
+    group = parser.add_argument_group("model")
+    group.add_argument("--checkpoint", type=Path, help="FOMM checkpoint (default: looked up, see README)")
+    group.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="FOMM config YAML (default: vox-256)")
+    group.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:1, mps")
+
+
+def create_predictor(
+    checkpoint: Path | None = None,
+    config: Path = DEFAULT_CONFIG,
+    device: str = "auto",
+    relative: bool = True,
+    adapt_movement_scale: bool = True,
+) -> Predictor:
+    """A local predictor with the checkpoint found by the usual lookup order."""
+    model = load_model(config, find_checkpoint(checkpoint), device=select_device(device))
+    return Predictor(model, relative=relative, adapt_movement_scale=adapt_movement_scale)
+
+
+def predictor_from_args(args: argparse.Namespace, relative: bool = True, adapt_movement_scale: bool = True) -> Predictor:
+    """`create_predictor` with the options `add_model_arguments` defined."""
+    return create_predictor(args.checkpoint, args.config, args.device, relative, adapt_movement_scale)

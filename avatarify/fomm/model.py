@@ -1,0 +1,123 @@
+"""Building the FOMM networks from a config file and loading published checkpoints strictly."""
+from __future__ import annotations
+
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+import yaml
+
+from ..errors import CheckpointError
+from .generator import OcclusionAwareGenerator
+from .keypoints import KPDetector
+
+DEFAULT_CONFIG = Path(__file__).with_name("configs") / "vox-256.yaml"
+CHECKPOINT_PARTS = ("generator", "kp_detector")
+
+
+@dataclass
+class FOMM:
+    """The two inference networks of a First Order Motion Model, in eval mode on one device."""
+
+    kp_detector: KPDetector
+    generator: OcclusionAwareGenerator
+    config: dict = field(repr=False)
+    device: torch.device = torch.device("cpu")
+
+
+def read_model_params(config_path: str | Path) -> dict:
+    """The `model_params` section of an original FOMM config YAML."""
+    path = Path(config_path)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise CheckpointError(f"Cannot read model config {path}: {exc.strerror or exc}.") from exc
+    except yaml.YAMLError as exc:
+        raise CheckpointError(f"Model config {path} is not valid YAML.") from exc
+    params = config.get("model_params") if isinstance(config, dict) else None
+    if not isinstance(params, dict) or not {"common_params", "kp_detector_params", "generator_params"} <= set(params):
+        raise CheckpointError(f"Model config {path} has no FOMM model_params section.")
+    return params
+
+
+def build_networks(model_params: Mapping[str, Any], align_corners: bool = True) -> tuple[KPDetector, OcclusionAwareGenerator]:
+    """Fresh (randomly initialised) networks for a `model_params` dict."""
+    common = dict(model_params["common_params"])
+    kp_detector = KPDetector(**model_params["kp_detector_params"], **common)
+    generator = OcclusionAwareGenerator(**model_params["generator_params"], **common, align_corners=align_corners)
+    return kp_detector, generator
+
+
+def read_checkpoint(checkpoint_path: str | Path) -> dict[str, dict[str, torch.Tensor]]:
+    """The `generator` and `kp_detector` state dicts of a checkpoint, loaded without executing code."""
+    path = Path(checkpoint_path)
+    if not path.is_file():
+        raise CheckpointError(f"Checkpoint {path} does not exist.")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"Checkpoint {path} is empty; download it again.")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only" in str(exc).lower() or "weights_only" in str(exc):
+            raise CheckpointError(
+                f"Refused to load {path}: it contains code, not plain weights. Use the published FOMM checkpoint."
+            ) from exc
+        raise CheckpointError(f"Checkpoint {path} is corrupt or truncated; download it again.") from exc
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise CheckpointError(f"Checkpoint {path} is corrupt, truncated or not a checkpoint; download it again.") from exc
+    if not isinstance(data, dict) or not all(isinstance(data.get(part), Mapping) for part in CHECKPOINT_PARTS):
+        raise CheckpointError(f"{path} is not a FOMM checkpoint: it needs 'generator' and 'kp_detector' state dicts.")
+    return {part: data[part] for part in CHECKPOINT_PARTS}
+
+
+def state_dict_mismatch(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor]) -> list[str]:
+    """Human-readable differences between a module's state dict and a loaded one (empty when they fit)."""
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    given = {k: tuple(v.shape) for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
+    problems = [f"missing {k}" for k in expected if k not in given]
+    problems += [f"unexpected {k}" for k in given if k not in expected]
+    problems += [
+        f"{k} is {list(given[k])} in the checkpoint but {list(shape)} in the config"
+        for k, shape in expected.items()
+        if k in given and given[k] != shape
+    ]
+    return problems
+
+
+def load_networks(
+    kp_detector: KPDetector, generator: OcclusionAwareGenerator, state: Mapping[str, Mapping[str, torch.Tensor]], source: str
+) -> None:
+    """Load checkpoint state dicts strictly, with a readable report of what does not fit."""
+    for name, module in (("kp_detector", kp_detector), ("generator", generator)):
+        problems = state_dict_mismatch(module, state[name])
+        if problems:
+            shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+            raise CheckpointError(
+                f"Checkpoint {source} does not fit the model config ({name}: {shown}). Pass the matching --config."
+            )
+        module.load_state_dict(state[name], strict=True)
+
+
+def load_model(
+    config_path: str | Path | None = None,
+    checkpoint_path: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    align_corners: bool = True,
+) -> FOMM:
+    """Build the networks from a FOMM config and load a checkpoint into them (strict keys and shapes).
+
+    `align_corners=True` reproduces the grid sampling the published weights were trained with
+    (torch 1.0); `False` reproduces the original code run unmodified on modern torch.
+    Without a checkpoint the networks keep their random initialisation (for benchmarks).
+    """
+    model_params = read_model_params(config_path or DEFAULT_CONFIG)
+    kp_detector, generator = build_networks(model_params, align_corners=align_corners)
+    if checkpoint_path is not None:
+        load_networks(kp_detector, generator, read_checkpoint(checkpoint_path), str(checkpoint_path))
+    target = torch.device(device)
+    kp_detector.to(target).eval()
+    generator.to(target).eval()
+    return FOMM(kp_detector=kp_detector, generator=generator, config=model_params, device=target)

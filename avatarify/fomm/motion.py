@@ -1,0 +1,63 @@
+"""Keypoint geometry: coordinate grids, Gaussian heat maps and relative motion transfer."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.spatial import ConvexHull
+
+Keypoints = dict  # {"value": N x K x 2, "jacobian": N x K x 2 x 2}
+
+
+def make_coordinate_grid(height: int, width: int, like: torch.Tensor) -> torch.Tensor:
+    """(x, y) grid of shape H x W x 2 spanning [-1, 1], -1/+1 at the centres of the corner pixels."""
+    x = 2 * (torch.arange(width, dtype=like.dtype, device=like.device) / (width - 1)) - 1
+    y = 2 * (torch.arange(height, dtype=like.dtype, device=like.device) / (height - 1)) - 1
+    xx = x.view(1, -1).expand(height, width)
+    yy = y.view(-1, 1).expand(height, width)
+    return torch.stack([xx, yy], dim=2)
+
+
+def kp2gaussian(value: torch.Tensor, height: int, width: int, kp_variance: float) -> torch.Tensor:
+    """Isotropic Gaussian heat maps (N x K x H x W) centred on keypoints `value` (N x K x 2)."""
+    grid = make_coordinate_grid(height, width, value)
+    diff = grid.view(1, 1, height, width, 2) - value.view(*value.shape[:2], 1, 1, 2)
+    return torch.exp(-0.5 * (diff**2).sum(-1) / kp_variance)
+
+
+def convex_hull_area(points: torch.Tensor) -> float:
+    """Area of the 2-D convex hull of K x 2 points."""
+    return float(ConvexHull(points.detach().cpu().double().numpy()).volume)
+
+
+def movement_scale(kp_source: Keypoints, kp_driving_initial: Keypoints) -> float:
+    """Ratio of the keypoint spreads of the source and the neutral driving frame (FOMM's adapt scale)."""
+    source_area = convex_hull_area(kp_source["value"][0])
+    driving_area = convex_hull_area(kp_driving_initial["value"][0])
+    return float(np.sqrt(source_area) / np.sqrt(driving_area))
+
+
+def normalize_kp(
+    kp_source: Keypoints,
+    kp_driving: Keypoints,
+    kp_driving_initial: Keypoints,
+    adapt_movement_scale: bool = False,
+    use_relative_movement: bool = False,
+    use_relative_jacobian: bool = False,
+    motion_strength: float = 1.0,
+) -> Keypoints:
+    """Transfer the driving motion onto the source keypoints.
+
+    In relative mode the displacement of the driving keypoints from the neutral frame
+    (`kp_driving_initial`), scaled by the adapt scale and `motion_strength`, is added to
+    the source keypoints, and the jacobians are composed the same way. Absolute mode returns
+    the driving keypoints unchanged. `motion_strength=1.0` is the original FOMM behaviour.
+    """
+    scale = movement_scale(kp_source, kp_driving_initial) if adapt_movement_scale else 1.0
+    kp_new = dict(kp_driving)
+    if use_relative_movement:
+        diff = (kp_driving["value"] - kp_driving_initial["value"]) * (scale * motion_strength)
+        kp_new["value"] = diff + kp_source["value"]
+        if use_relative_jacobian:
+            jacobian_diff = torch.matmul(kp_driving["jacobian"], torch.inverse(kp_driving_initial["jacobian"]))
+            kp_new["jacobian"] = torch.matmul(jacobian_diff, kp_source["jacobian"])
+    return kp_new

@@ -1,0 +1,144 @@
+"""The per-frame animation engine the real-time loop calls: avatar set once, one driving frame at a time."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .fomm import FOMM, SourceEncoding
+from .fomm.motion import Keypoints, normalize_kp
+from .images import center_square, resize_square, to_rgb_uint8
+
+log = logging.getLogger(__name__)
+
+FRAME_SIZE = 256
+AVATAR_CACHE_SIZE = 16
+
+
+@dataclass
+class PreparedAvatar:
+    """An avatar's 256x256 image with its keypoints and encoding, computed once."""
+
+    image: np.ndarray
+    kp: Keypoints
+    encoding: SourceEncoding
+
+
+def prepare_frame(image: np.ndarray, size: int = FRAME_SIZE) -> np.ndarray:
+    """Any RGB-like image as a size x size RGB uint8 array (centre square crop, then resize)."""
+    return resize_square(center_square(to_rgb_uint8(image)), size)
+
+
+def content_key(image: np.ndarray) -> str:
+    """A hash of an image's pixels and shape, identifying an avatar whatever object holds it."""
+    digest = hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16)
+    digest.update(repr(image.shape).encode())
+    return digest.hexdigest()
+
+
+class Predictor:
+    """Animates a still avatar with driving frames using relative (or absolute) FOMM motion transfer.
+
+    `set_avatar` computes the avatar's keypoints and encoder features once (cached by content,
+    so switching back to an earlier avatar is instant); each `predict` then runs only the keypoint
+    detector on the driving frame, the dense motion network, the warp and the decoder.
+    The first frame after construction, or after `calibrate()`, becomes the neutral pose.
+    """
+
+    def __init__(
+        self,
+        model: FOMM,
+        relative: bool = True,
+        adapt_movement_scale: bool = True,
+        motion_strength: float = 1.0,
+    ) -> None:
+        self.model = model
+        self.relative = relative
+        self.adapt_movement_scale = adapt_movement_scale
+        self.motion_strength = motion_strength
+        self._avatars: OrderedDict[str, PreparedAvatar] = OrderedDict()
+        self._avatar: PreparedAvatar | None = None
+        self._kp_neutral: Keypoints | None = None
+        self._lock = threading.RLock()
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def avatar(self) -> np.ndarray | None:
+        """The current avatar as the 256x256 RGB image the model sees."""
+        return None if self._avatar is None else self._avatar.image
+
+    def to_tensor(self, frame: np.ndarray) -> torch.Tensor:
+        """A 256x256 RGB uint8 frame as a 1 x 3 x 256 x 256 float tensor in [0, 1] on the model's device."""
+        tensor = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device)
+        return tensor.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+    @staticmethod
+    def to_image(prediction: torch.Tensor) -> np.ndarray:
+        """A 1 x 3 x H x W tensor in [0, 1] as an H x W x 3 uint8 array."""
+        image = prediction[0].float().clamp_(0, 1).mul_(255.0).round_().byte()
+        return image.permute(1, 2, 0).cpu().numpy()
+
+    @torch.no_grad()
+    def detect_keypoints(self, frame: np.ndarray) -> Keypoints:
+        """Keypoints of a frame (any size, centre-cropped to 256x256)."""
+        return self.model.kp_detector(self.to_tensor(prepare_frame(frame)))
+
+    @torch.no_grad()
+    def set_avatar(self, image: np.ndarray) -> None:
+        """Make `image` (any size, grayscale/RGB/RGBA) the avatar; its encoding is cached by content."""
+        prepared_image = prepare_frame(image)
+        key = content_key(prepared_image)
+        with self._lock:
+            avatar = self._avatars.get(key)
+            if avatar is None:
+                source = self.to_tensor(prepared_image)
+                avatar = PreparedAvatar(
+                    image=prepared_image,
+                    kp=self.model.kp_detector(source),
+                    encoding=self.model.generator.encode(source),
+                )
+                self._avatars[key] = avatar
+                while len(self._avatars) > AVATAR_CACHE_SIZE:
+                    self._avatars.popitem(last=False)
+            self._avatars.move_to_end(key)
+            self._avatar = avatar
+
+    def calibrate(self) -> None:
+        """Take the next driving frame as the neutral pose."""
+        with self._lock:
+            self._kp_neutral = None
+
+    def set_neutral(self, frame: np.ndarray) -> None:
+        """Take `frame` as the neutral pose now."""
+        kp = self.detect_keypoints(frame)
+        with self._lock:
+            self._kp_neutral = kp
+
+    @torch.no_grad()
+    def predict(self, frame: np.ndarray) -> np.ndarray:
+        """Animate the avatar with one driving frame (ideally 256x256 RGB uint8) -> 256x256 RGB uint8."""
+        with self._lock:
+            if self._avatar is None:
+                raise RuntimeError("No avatar set; call set_avatar() first.")
+            kp_driving = self.model.kp_detector(self.to_tensor(prepare_frame(frame)))
+            if self._kp_neutral is None:
+                self._kp_neutral = kp_driving
+            kp_norm = normalize_kp(
+                kp_source=self._avatar.kp,
+                kp_driving=kp_driving,
+                kp_driving_initial=self._kp_neutral,
+                adapt_movement_scale=self.adapt_movement_scale and self.relative,
+                use_relative_movement=self.relative,
+                use_relative_jacobian=self.relative,
+                motion_strength=self.motion_strength,
+            )
+            out = self.model.generator.animate(self._avatar.encoding, kp_driving=kp_norm, kp_source=self._avatar.kp)
+            return self.to_image(out["prediction"])
