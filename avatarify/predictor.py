@@ -6,6 +6,7 @@ import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -27,6 +28,22 @@ class PreparedAvatar:
     image: np.ndarray
     kp: Keypoints
     encoding: SourceEncoding
+
+
+class AvatarPredictor(Protocol):
+    """What the real-time pipeline needs from a predictor, local or remote."""
+
+    relative: bool
+    adapt_movement_scale: bool
+    motion_strength: float
+
+    def set_avatar(self, image: np.ndarray) -> None: ...
+
+    def calibrate(self) -> None: ...
+
+    def set_neutral(self, frame: np.ndarray) -> None: ...
+
+    def predict(self, frame: np.ndarray) -> np.ndarray: ...
 
 
 def prepare_frame(image: np.ndarray, size: int = FRAME_SIZE) -> np.ndarray:
