@@ -1,0 +1,71 @@
+"""Shared fixtures: the small golden FOMM checkpoint and the real media beside the repository."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Qt must never look for a display in tests; set before any Qt import.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Non-headless OpenCV ships its own Qt plugins; pointing PyQt5 at them aborts the process.
+os.environ.pop("QT_QPA_PLATFORM_PLUGIN_PATH", None)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = REPO_ROOT.parent / "shared"
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"test data {path} is not available (it lives in ../shared beside the repository)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    return _require(SHARED_DIR)
+
+
+@pytest.fixture(scope="session")
+def golden_dir(shared_dir: Path) -> Path:
+    return _require(shared_dir / "fomm-reference" / "golden_small_a")
+
+
+@pytest.fixture(scope="session")
+def small_config(golden_dir: Path) -> Path:
+    return golden_dir / "config.yaml"
+
+
+@pytest.fixture(scope="session")
+def small_checkpoint(golden_dir: Path) -> Path:
+    return golden_dir / "checkpoint.pth.tar"
+
+
+@pytest.fixture(scope="session")
+def small_model(small_config: Path, small_checkpoint: Path):
+    from avatarify.fomm import load_model
+
+    return load_model(small_config, small_checkpoint)
+
+
+@pytest.fixture
+def small_predictor(small_model):
+    from avatarify.predictor import Predictor
+
+    return Predictor(small_model)
+
+
+@pytest.fixture(scope="session")
+def driving_video(shared_dir: Path) -> Path:
+    """A real talking-face video: 78 frames, 25 fps, 512x512, no audio."""
+    return _require(shared_dir / "media" / "driving" / "d0.mp4")
+
+
+@pytest.fixture(scope="session")
+def avatar_path(shared_dir: Path) -> Path:
+    return _require(shared_dir / "media" / "avatars" / "mona.jpg")
+
+
+@pytest.fixture(scope="session")
+def avatars_dir(shared_dir: Path) -> Path:
+    return _require(shared_dir / "media" / "avatars")
