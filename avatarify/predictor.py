@@ -140,8 +140,8 @@ class Predictor:
             self._kp_neutral = kp
 
     @torch.no_grad()
-    def predict(self, frame: np.ndarray) -> np.ndarray:
-        """Animate the avatar with one driving frame (ideally 256x256 RGB uint8) -> 256x256 RGB uint8."""
+    def animate_frame(self, frame: np.ndarray) -> torch.Tensor:
+        """The model's output for one driving frame: 1 x 3 x 256 x 256, values in [0, 1]."""
         with self._lock:
             if self._avatar is None:
                 raise RuntimeError("No avatar set; call set_avatar() first.")
@@ -157,5 +157,10 @@ class Predictor:
                 use_relative_jacobian=self.relative,
                 motion_strength=self.motion_strength,
             )
-            out = self.model.generator.animate(self._avatar.encoding, kp_driving=kp_norm, kp_source=self._avatar.kp)
-            return self.to_image(out["prediction"])
+            return self.model.generator.animate(self._avatar.encoding, kp_driving=kp_norm, kp_source=self._avatar.kp)[
+                "prediction"
+            ]
+
+    def predict(self, frame: np.ndarray) -> np.ndarray:
+        """Animate the avatar with one driving frame (ideally 256x256 RGB uint8) -> 256x256 RGB uint8."""
+        return self.to_image(self.animate_frame(frame))

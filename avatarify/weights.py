@@ -1,12 +1,18 @@
-"""Where model weights live and how they are found."""
+"""Model weights: where they live, how they are found, downloaded and checked."""
 from __future__ import annotations
 
+import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import platformdirs
 
+from .download import DownloadError, download, file_md5
 from .errors import CheckpointError
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "vox-adv-cpk.pth.tar"
 CHECKPOINT_MD5 = "8a45a24037871c045fbb8a6a8aa95ebc"
@@ -15,6 +21,12 @@ CHECKPOINT_ENV = "AVATARIFY_CHECKPOINT"
 # The other published VoxCeleb checkpoint; same architecture, accepted when found.
 ALTERNATIVE_NAMES = ("vox-cpk.pth.tar",)
 REPO_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+# Public copies of vox-adv-cpk.pth.tar, tried in order; AVATARIFY_WEIGHTS_URL or `--url` replace the list.
+KNOWN_MIRRORS = (
+    "https://openavatarify.s3-avatarify.com/weights/vox-adv-cpk.pth.tar",
+    "https://openavatarify.s3.amazonaws.com/weights/vox-adv-cpk.pth.tar",
+)
+WEIGHTS_URL_ENV = "AVATARIFY_WEIGHTS_URL"
 
 
 def user_weights_dir() -> Path:
@@ -35,20 +47,125 @@ def missing_weights_message() -> str:
     )
 
 
+@dataclass(frozen=True)
+class LookupStep:
+    """One place the checkpoint lookup looks at; `path` is None for a flag or variable that is not set."""
+
+    source: str
+    path: Path | None
+    # A path the user named must exist; the lookup does not silently fall through to another file.
+    required: bool = False
+
+    @property
+    def found(self) -> bool:
+        return self.path is not None and self.path.is_file()
+
+
+def lookup_steps(explicit: str | os.PathLike | None = None) -> list[LookupStep]:
+    """The checkpoint lookup order: explicit path, $AVATARIFY_CHECKPOINT, the user data folder, the repo's weights/."""
+    from_env = os.environ.get(CHECKPOINT_ENV)
+    steps = [
+        LookupStep("--checkpoint", Path(explicit).expanduser() if explicit else None, required=True),
+        LookupStep(f"${CHECKPOINT_ENV}", Path(from_env).expanduser() if from_env else None, required=True),
+    ]
+    user_dir = user_weights_dir()
+    steps += [
+        LookupStep("user data folder" if path.parent == user_dir else "repository weights/", path)
+        for path in candidate_paths()
+    ]
+    return steps
+
+
 def find_checkpoint(explicit: str | os.PathLike | None = None) -> Path:
     """The checkpoint to use: explicit path, then $AVATARIFY_CHECKPOINT, the user data folder, the repo's weights/."""
-    if explicit:
-        path = Path(explicit).expanduser()
-        if not path.is_file():
-            raise CheckpointError(f"Checkpoint {path} does not exist. {missing_weights_message()}")
-        return path
-    from_env = os.environ.get(CHECKPOINT_ENV)
-    if from_env:
-        path = Path(from_env).expanduser()
-        if not path.is_file():
-            raise CheckpointError(f"{CHECKPOINT_ENV} points to {path}, which does not exist.")
-        return path
-    for path in candidate_paths():
-        if path.is_file():
-            return path
+    for step in lookup_steps(explicit):
+        if step.found:
+            return step.path
+        if step.path is not None and step.required:
+            if step.source == "--checkpoint":
+                raise CheckpointError(f"Checkpoint {step.path} does not exist. {missing_weights_message()}")
+            raise CheckpointError(f"{CHECKPOINT_ENV} points to {step.path}, which does not exist.")
     raise CheckpointError(missing_weights_message())
+
+
+def mirror_urls(override: Sequence[str] | None = None) -> list[str]:
+    """Where to download the weights from: the given URLs, else $AVATARIFY_WEIGHTS_URL (space separated), else the known mirrors."""
+    if override:
+        return list(override)
+    from_env = os.environ.get(WEIGHTS_URL_ENV, "").split()
+    return from_env or list(KNOWN_MIRRORS)
+
+
+def manual_placement_hint(dest: Path, md5: str) -> str:
+    return (
+        f"Download {dest.name} (md5 {md5}) by hand and put it in {dest.parent}, "
+        f"or point {CHECKPOINT_ENV} at it; see the README, section 'Model weights'."
+    )
+
+
+def download_weights(
+    dest_dir: Path | None = None,
+    urls: Sequence[str] | None = None,
+    md5: str = CHECKPOINT_MD5,
+    name: str = CHECKPOINT_NAME,
+    force: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Download the weights into `dest_dir` (default: the user data folder), verified and written atomically.
+
+    A file already in place with the right checksum is kept as is; one with another checksum is only
+    replaced with `force`.
+    """
+    dest_dir = dest_dir or user_weights_dir()
+    dest = dest_dir / name
+    if dest.is_file():
+        actual = file_md5(dest)
+        if actual == md5.lower():
+            log.info("%s is already in place and its checksum is right.", dest)
+            return dest
+        if not force:
+            raise CheckpointError(
+                f"{dest} already exists with md5 {actual}, not {md5}; pass --force to replace it, "
+                f"or --dest to download elsewhere."
+            )
+    try:
+        return download(mirror_urls(urls), dest, md5, progress=progress)
+    except DownloadError as exc:
+        raise DownloadError(f"{exc} {manual_placement_hint(dest, md5)}") from exc
+
+
+@dataclass(frozen=True)
+class CheckpointReport:
+    """What `verify_checkpoint` found out about a checkpoint that loads and fits its config."""
+
+    path: Path
+    md5: str
+    config: Path
+
+    @property
+    def is_published(self) -> bool:
+        """Whether this is byte for byte the published vox-adv-cpk.pth.tar."""
+        return self.md5 == CHECKPOINT_MD5
+
+
+def verify_checkpoint(
+    path: str | os.PathLike, config: str | os.PathLike | None = None, md5: str | None = None
+) -> CheckpointReport:
+    """Check that a file loads safely as a FOMM checkpoint fitting `config` (default vox-256), and its md5 if given.
+
+    Raises `CheckpointError` with a one-line reason otherwise.
+    """
+    from .fomm import DEFAULT_CONFIG, load_model
+
+    path = Path(path)
+    config = Path(config) if config else DEFAULT_CONFIG
+    if not path.is_file():
+        raise CheckpointError(f"Checkpoint {path} does not exist.")
+    try:
+        actual = file_md5(path)
+    except OSError as exc:
+        raise CheckpointError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+    if md5 and actual != md5.lower():
+        raise CheckpointError(f"{path} has md5 {actual}, expected {md5.lower()}; download it again.")
+    load_model(config, path)
+    return CheckpointReport(path=path, md5=actual, config=config)

@@ -49,7 +49,8 @@ def normalize_kp(
 
     In relative mode the displacement of the driving keypoints from the neutral frame
     (`kp_driving_initial`), scaled by the adapt scale and `motion_strength`, is added to
-    the source keypoints, and the jacobians are composed the same way. Absolute mode returns
+    the source keypoints, and the jacobians are composed the same way (their change from the
+    identity scaled by `motion_strength`). Absolute mode returns
     the driving keypoints unchanged. `motion_strength=1.0` is the original FOMM behaviour.
     """
     scale = movement_scale(kp_source, kp_driving_initial) if adapt_movement_scale else 1.0
@@ -59,5 +60,8 @@ def normalize_kp(
         kp_new["value"] = diff + kp_source["value"]
         if use_relative_jacobian:
             jacobian_diff = torch.matmul(kp_driving["jacobian"], torch.inverse(kp_driving_initial["jacobian"]))
+            if motion_strength != 1.0:
+                identity = torch.eye(2, dtype=jacobian_diff.dtype, device=jacobian_diff.device)
+                jacobian_diff = identity + motion_strength * (jacobian_diff - identity)
             kp_new["jacobian"] = torch.matmul(jacobian_diff, kp_source["jacobian"])
     return kp_new
