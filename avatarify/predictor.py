@@ -13,6 +13,7 @@ import torch
 
 from .fomm import FOMM, SourceEncoding
 from .fomm.motion import Keypoints, normalize_kp
+from .fomm.optimize import enable_fast_paths
 from .images import center_square, resize_square, to_rgb_uint8
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,9 @@ class Predictor:
     so switching back to an earlier avatar is instant); each `predict` then runs only the keypoint
     detector on the driving frame, the dense motion network, the warp and the decoder.
     The first frame after construction, or after `calibrate()`, becomes the neutral pose.
+
+    With `optimize` (the default) the model is rewritten in place for speed (see
+    `avatarify.fomm.optimize`); `precision` picks the decoder's number type ("auto" chooses per device).
     """
 
     def __init__(
@@ -73,8 +77,14 @@ class Predictor:
         relative: bool = True,
         adapt_movement_scale: bool = True,
         motion_strength: float = 1.0,
+        precision: str = "auto",
+        optimize: bool = True,
     ) -> None:
         self.model = model
+        self.fast_path = (
+            enable_fast_paths(model.kp_detector, model.generator, precision) if optimize else "fp32, as published"
+        )
+        log.info("Model on %s: %s", model.device, self.fast_path)
         self.relative = relative
         self.adapt_movement_scale = adapt_movement_scale
         self.motion_strength = motion_strength

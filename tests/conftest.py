@@ -41,18 +41,21 @@ def small_checkpoint(golden_dir: Path) -> Path:
     return golden_dir / "checkpoint.pth.tar"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def small_model(small_config: Path, small_checkpoint: Path):
+    """A fresh small model per test: predictors rewrite their model in place for speed."""
     from avatarify.fomm import load_model
 
     return load_model(small_config, small_checkpoint)
 
 
 @pytest.fixture
-def small_predictor(small_model):
+def small_predictor(small_config: Path, small_checkpoint: Path):
+    """A predictor on its own copy of the small model, in float32 (exact comparisons need it)."""
+    from avatarify.fomm import load_model
     from avatarify.predictor import Predictor
 
-    return Predictor(small_model)
+    return Predictor(load_model(small_config, small_checkpoint), precision="fp32")
 
 
 @pytest.fixture(scope="session")

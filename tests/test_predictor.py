@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from avatarify.fomm import normalize_kp
+from avatarify.fomm import load_model, normalize_kp
 from avatarify.predictor import Predictor, prepare_frame
 from avatarify.video import read_frames
 
@@ -26,6 +26,12 @@ def video_frames(driving_video):
     return frames
 
 
+def assert_same_image(actual, expected):
+    """Equal up to float32 rounding as amplified by grid sampling (the golden set's noise floor)."""
+    difference = (actual - expected).abs()
+    assert difference.max() < 3e-3 and difference.mean() < 5e-5, (difference.max(), difference.mean())
+
+
 def plain_forward(model, source, driving, neutral, relative=True, adapt=True):
     """The original per-frame call pattern: everything recomputed from the images."""
     def tensor(image):
@@ -40,17 +46,18 @@ def plain_forward(model, source, driving, neutral, relative=True, adapt=True):
         return model.generator(tensor(source), kp_source=kp_source, kp_driving=kp_norm)["prediction"]
 
 
-def test_cached_path_matches_uncached(small_predictor, small_model, golden_frames):
+def test_cached_path_matches_uncached(small_model, small_config, small_checkpoint, golden_frames):
     source, driving = golden_frames
-    small_predictor.set_avatar(source)
+    predictor = Predictor(load_model(small_config, small_checkpoint), optimize=False)
+    predictor.set_avatar(source)
     for frame in driving:
-        cached = small_predictor.animate_frame(frame)
+        cached = predictor.animate_frame(frame)
         assert (cached - plain_forward(small_model, source, frame, driving[0])).abs().max() < 1e-4
 
 
-def test_absolute_mode_matches_uncached(small_model, golden_frames):
+def test_absolute_mode_matches_uncached(small_model, small_config, small_checkpoint, golden_frames):
     source, driving = golden_frames
-    predictor = Predictor(small_model, relative=False)
+    predictor = Predictor(load_model(small_config, small_checkpoint), relative=False, optimize=False)
     predictor.set_avatar(source)
     for frame in driving[1:]:
         expected = plain_forward(small_model, source, frame, driving[0], relative=False, adapt=False)
@@ -62,13 +69,13 @@ def test_first_frame_is_neutral_until_calibrated(small_predictor, small_model, g
     small_predictor.set_avatar(source)
     first = small_predictor.animate_frame(driving[2])
     # The first frame is the neutral pose: relative motion is zero, so the avatar is reproduced as is.
-    assert (first - plain_forward(small_model, source, driving[2], driving[2])).abs().max() < 1e-4
+    assert_same_image(first, plain_forward(small_model, source, driving[2], driving[2]))
     later = small_predictor.animate_frame(driving[1])
-    assert (later - plain_forward(small_model, source, driving[1], driving[2])).abs().max() < 1e-4
+    assert_same_image(later, plain_forward(small_model, source, driving[1], driving[2]))
     small_predictor.calibrate()
     small_predictor.animate_frame(driving[3])
     after = small_predictor.animate_frame(driving[1])
-    assert (after - plain_forward(small_model, source, driving[1], driving[3])).abs().max() < 1e-4
+    assert_same_image(after, plain_forward(small_model, source, driving[1], driving[3]))
     assert (after - later).abs().max() > 1e-3
 
 
@@ -77,7 +84,7 @@ def test_set_neutral_takes_the_given_frame(small_predictor, small_model, golden_
     small_predictor.set_avatar(source)
     small_predictor.set_neutral(driving[0])
     out = small_predictor.animate_frame(driving[2])
-    assert (out - plain_forward(small_model, source, driving[2], driving[0])).abs().max() < 1e-4
+    assert_same_image(out, plain_forward(small_model, source, driving[2], driving[0]))
 
 
 def test_motion_strength_scales_relative_motion(small_predictor, video_frames):
@@ -117,3 +124,25 @@ def test_predict_returns_rgb_uint8(small_predictor, video_frames):
 def test_predict_without_avatar_fails_clearly(small_predictor, video_frames):
     with pytest.raises(RuntimeError, match="set_avatar"):
         small_predictor.predict(video_frames[0])
+
+
+@pytest.mark.parametrize("precision", ["auto", "bf16"])
+def test_fast_paths_stay_close_to_float32(precision, small_predictor, small_config, small_checkpoint, golden_frames):
+    """Reduced precision and the rewritten networks keep the output within 1e-2 mean absolute error."""
+    source, driving = golden_frames
+    fast = Predictor(load_model(small_config, small_checkpoint), precision=precision)
+    for predictor in (small_predictor, fast):
+        predictor.set_avatar(source)
+        predictor.set_neutral(driving[0])
+    for frame in driving[1:]:
+        error = (fast.animate_frame(frame) - small_predictor.animate_frame(frame)).abs().mean()
+        assert error < 1e-2
+
+
+def test_rewritten_float32_networks_match_the_original(small_predictor, small_model, golden_frames):
+    source, driving = golden_frames
+    assert small_predictor.model.generator.inference_optimized
+    small_predictor.set_avatar(source)
+    small_predictor.set_neutral(driving[0])
+    for frame in driving[1:]:
+        assert_same_image(small_predictor.animate_frame(frame), plain_forward(small_model, source, frame, driving[0]))

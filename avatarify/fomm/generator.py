@@ -63,7 +63,9 @@ class OcclusionAwareGenerator(nn.Module):
         for i in range(num_bottleneck_blocks):
             self.bottleneck.add_module(f"r{i}", ResBlock2d(width(num_down_blocks), kernel_size=3, padding=1))
         self.final = nn.Conv2d(block_expansion, num_channels, kernel_size=7, padding=3)
+        self.feature_channels = width(num_down_blocks)
         self.align_corners = align_corners
+        self.decoder_dtype: torch.dtype | None = None
 
     def warp(self, inp: torch.Tensor, deformation: torch.Tensor) -> torch.Tensor:
         """Sample `inp` at `deformation` (N x h x w x 2), resizing the flow bilinearly if the sizes differ."""
@@ -101,11 +103,24 @@ class OcclusionAwareGenerator(nn.Module):
                 features = features * occlusion_map
             if with_deformed:
                 out["deformed"] = self.warp(encoding.image, motion["deformation"])
-        features = self.bottleneck(features)
-        for block in self.up_blocks:
-            features = block(features)
-        out["prediction"] = torch.sigmoid(self.final(features))
+        out["prediction"] = self.decode(features)
         return out
+
+    def decode(self, features: torch.Tensor) -> torch.Tensor:
+        """Bottleneck, upsampling and output layer: warped features -> image in [0, 1].
+
+        With `decoder_dtype` set (e.g. bfloat16 on CPU, float16 on CUDA) this, the bulk of the
+        per-frame work, runs in reduced precision; keypoints and motion always stay in float32
+        because the warp amplifies their rounding errors.
+        """
+        with torch.autocast(
+            device_type=features.device.type, dtype=self.decoder_dtype or torch.float32, enabled=self.decoder_dtype is not None
+        ):
+            features = self.bottleneck(features)
+            for block in self.up_blocks:
+                features = block(features)
+            logits = self.final(features)
+        return torch.sigmoid(logits.float())
 
     def forward(self, source_image: torch.Tensor, kp_driving: Keypoints, kp_source: Keypoints) -> dict[str, torch.Tensor]:
         return self.animate(self.encode(source_image), kp_driving, kp_source, with_deformed=True)

@@ -60,7 +60,9 @@ def read_checkpoint(checkpoint_path: str | Path) -> dict[str, dict[str, torch.Te
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights only" in str(exc).lower() or "weights_only" in str(exc):
+        # torch names the offending global when a pickle would import code; other unpickling
+        # failures are plain corruption.
+        if "Unsupported global" in str(exc):
             raise CheckpointError(
                 f"Refused to load {path}: it contains code, not plain weights. Use the published FOMM checkpoint."
             ) from exc
