@@ -1,0 +1,27 @@
+# Sourced by run.sh and test.sh: creates the virtual environment on first use and installs avatarify into it.
+# Usage: bootstrap_venv [EXTRAS]    (e.g. bootstrap_venv test)
+# Honours AVATARIFY_VENV (default: .venv beside this repository) and PYTHON (default: python3).
+
+bootstrap_venv() {
+    local extras="${1:-}"
+    local root
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    VENV="${AVATARIFY_VENV:-$root/.venv}"
+    local python="${PYTHON:-python3}"
+    if [ ! -x "$VENV/bin/python" ]; then
+        echo "Creating the Python environment in $VENV ..."
+        "$python" -m venv "$VENV" || { echo "Could not create a virtual environment; install python3-venv." >&2; return 1; }
+    fi
+    local stamp="$VENV/.avatarify-installed${extras:+-$extras}"
+    if [ ! -f "$stamp" ] || [ "$root/setup.cfg" -nt "$stamp" ]; then
+        "$VENV/bin/python" -m pip install --quiet --upgrade pip
+        # torch first, pinned: the pinned release is the CPU build on Linux x86_64 machines that keep it locally,
+        # and an unpinned torch pulled in by a dependency could otherwise be a multi-GB CUDA build.
+        if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+            "$VENV/bin/python" -m pip install --quiet "torch==${AVATARIFY_TORCH_VERSION:-2.13.0}" \
+                || "$VENV/bin/python" -m pip install --quiet torch
+        fi
+        "$VENV/bin/python" -m pip install --quiet -e "$root${extras:+[$extras]}"
+        touch "$stamp"
+    fi
+}
