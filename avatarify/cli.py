@@ -14,6 +14,9 @@ from .errors import AvatarifyError
 COMMANDS = {
     "animate": "avatarify.animate_cli",
     "weights": "avatarify.weights_cli",
+    "run": "avatarify.pipeline.cli",
+    "worker": "avatarify.remote.cli",
+    "gui": "avatarify.gui.cli",
 }
 
 
@@ -29,20 +32,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+TOP_LEVEL_FLAGS = {"-v", "--verbose"}
+
+
+def with_default_command(argv: list[str]) -> list[str]:
+    """`avatarify [-v] [GUI OPTIONS]` means `avatarify [-v] gui [GUI OPTIONS]`: the app is the default command."""
+    leading = 0
+    while leading < len(argv) and argv[leading] in TOP_LEVEL_FLAGS:
+        leading += 1
+    rest = argv[leading:]
+    if not rest and leading == 0:
+        return ["gui"]
+    if rest and (rest[0] in COMMANDS or rest[0] in {"-h", "--help", "--version"}):
+        return argv
+    return [*argv[:leading], "gui", *rest]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; user errors print one line and exit with status 2."""
-    argv = sys.argv[1:] if argv is None else argv
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(with_default_command(argv))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr
     )
-    if args.command is None:
-        if "gui" in COMMANDS:
-            args = parser.parse_args(["gui", *argv])
-        else:
-            parser.print_help()
-            return 0
     try:
         return int(args.func(args) or 0)
     except AvatarifyError as exc:

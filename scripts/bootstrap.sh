@@ -10,11 +10,15 @@ bootstrap_venv() {
     local python="${PYTHON:-python3}"
     if [ ! -x "$VENV/bin/python" ]; then
         echo "Creating the Python environment in $VENV ..."
-        "$python" -m venv "$VENV" || { echo "Could not create a virtual environment; install python3-venv." >&2; return 1; }
+        "$python" -m venv "$VENV" || {
+            echo "error: '$python -m venv' failed. Install Python 3.9+ with venv support" \
+                "(Debian/Ubuntu: sudo apt install python3-venv), or set PYTHON=/path/to/python3." >&2
+            return 1
+        }
     fi
     local stamp="$VENV/.avatarify-installed${extras:+-$extras}"
     if [ ! -f "$stamp" ] || [ "$root/setup.cfg" -nt "$stamp" ]; then
-        "$VENV/bin/python" -m pip install --quiet --upgrade pip
+        echo "Installing avatarify and its dependencies ..."
         # torch first, pinned: the pinned release is the CPU build on Linux x86_64 machines that keep it locally,
         # and an unpinned torch pulled in by a dependency could otherwise be a multi-GB CUDA build.
         if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then

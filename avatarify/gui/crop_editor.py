@@ -7,7 +7,6 @@ from PyQt5.QtGui import QColor, QImage, QPainter, QPainterPath, QPen, QPixmap
 from PyQt5.QtWidgets import (
     QDialog,
     QDialogButtonBox,
-    QFormLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -147,25 +146,30 @@ class CropEditor(QDialog):
         buttons.rejected.connect(self.reject)
         self.save_button = buttons.button(QDialogButtonBox.Save)
 
-        side = QVBoxLayout()
+        side_panel = QWidget(self)
+        side_panel.setFixedWidth(PREVIEW_SIDE + 40)
+        side = QVBoxLayout(side_panel)
+        side.setContentsMargins(0, 0, 0, 0)
         side.addWidget(QLabel("Result", self))
         side.addWidget(self.preview)
-        form = QFormLayout()
-        form.addRow("Name", self.name_edit)
-        form.addRow("Zoom", self.zoom_slider)
-        side.addLayout(form)
+        side.addWidget(QLabel("Name", self))
+        side.addWidget(self.name_edit)
+        side.addWidget(QLabel("Zoom", self))
+        side.addWidget(self.zoom_slider)
         side.addWidget(hint)
         side.addStretch(1)
         body = QHBoxLayout()
         body.addWidget(self.canvas, 1)
-        body.addLayout(side)
+        body.addWidget(side_panel)
         layout = QVBoxLayout(self)
         layout.addLayout(body)
         layout.addWidget(buttons)
+        self.setMinimumSize(720, 480)
+        self.resize(900, 620)
 
         self.canvas.crop_changed.connect(self._on_crop_changed)
         self.zoom_slider.valueChanged.connect(self._on_slider)
-        self.name_edit.textChanged.connect(lambda text: self.save_button.setEnabled(bool(text.strip())))
+        self.name_edit.textChanged.connect(self._name_changed)
         self._on_crop_changed()
 
     def _slider_to_side(self, value: int) -> float:
@@ -186,6 +190,9 @@ class CropEditor(QDialog):
         self.zoom_slider.setValue(self._side_to_slider(self.canvas.crop.side))
         self.zoom_slider.blockSignals(False)
         self.preview.setPixmap(QPixmap.fromImage(to_qimage(cut_square(self.image, self.canvas.crop, PREVIEW_SIDE))))
+
+    def _name_changed(self, text: str) -> None:
+        self.save_button.setEnabled(bool(text.strip()))
 
     def _accept_if_named(self) -> None:
         if self.name.strip():

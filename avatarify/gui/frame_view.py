@@ -1,6 +1,7 @@
 """Showing RGB numpy frames in Qt: conversion to QImage and a widget that paints one, aspect kept."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from PyQt5.QtCore import QRectF, QSize, Qt
 from PyQt5.QtGui import QColor, QImage, QPainter, QPixmap
@@ -43,6 +44,14 @@ class FrameView(QWidget):
         return None if self._image is None else (self._image.width(), self._image.height())
 
     def set_frame(self, frame: np.ndarray) -> None:
+        # Scaled here with OpenCV (which releases the GIL) rather than while painting: at camera
+        # rate, painter scaling would take GUI-thread time from the pipeline's threads.
+        h, w = frame.shape[:2]
+        ratio = self.devicePixelRatioF()
+        scale = min(self.width() * ratio / w, self.height() * ratio / h)
+        if scale < 1.0:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
         self._image = to_qimage(frame)
         self.update()
 

@@ -23,6 +23,7 @@ from PyQt5.QtWidgets import (
 from ..errors import AvatarifyError
 from ..images import read_image
 from ..pipeline.camera import IMAGE_SUFFIXES
+from ..pipeline.pipeline import Pipeline
 from .crop_editor import CropEditor
 from .frame_view import to_pixmap
 from .hotkeys import tooltip
@@ -48,7 +49,7 @@ class AvatarGallery(QWidget):
     error = pyqtSignal(str)
     changed = pyqtSignal()  # the avatar being driven (or passthrough) changed
 
-    def __init__(self, pipeline, parent: QWidget | None = None) -> None:
+    def __init__(self, pipeline: Pipeline, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.pipeline = pipeline
         self.editor: CropEditor | None = None
@@ -75,7 +76,7 @@ class AvatarGallery(QWidget):
         self.list.setMovement(QListView.Static)
         self.list.setResizeMode(QListView.Adjust)
         self.list.setIconSize(QSize(THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-        self.list.setGridSize(QSize(THUMBNAIL_SIDE + 22, THUMBNAIL_SIDE + 30))
+        self.list.setGridSize(QSize(THUMBNAIL_SIDE + 44, THUMBNAIL_SIDE + 30))
         self.list.setFixedHeight(THUMBNAIL_SIDE + 52)
         self.list.setHorizontalScrollMode(QAbstractItemView.ScrollPerPixel)
         self.list.setSelectionMode(QAbstractItemView.SingleSelection)
@@ -236,17 +237,22 @@ class AvatarGallery(QWidget):
         if path in paths:
             self.activate(paths.index(path))
 
+    @staticmethod
+    def _dropped_paths(event) -> list[Path]:
+        return [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
+
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
-        if image_files([Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]):
+        # Any local file is accepted so that a wrong one gets an explanation rather than a "no entry" cursor.
+        if self._dropped_paths(event):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:  # noqa: N802 - Qt override
-        paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
+        paths = self._dropped_paths(event)
         pictures = image_files(paths)
-        if not pictures:
-            self.error.emit("Only picture files (" + ", ".join(IMAGE_SUFFIXES) + ") can become avatars.")
-            return
         event.acceptProposedAction()
+        if len(pictures) < len(paths):
+            skipped = ", ".join(path.name for path in paths if path not in pictures)
+            self.error.emit(f"Skipped {skipped}: only picture files ({', '.join(IMAGE_SUFFIXES)}) can become avatars.")
         self.add_files(pictures)
 
     # -- removing ----------------------------------------------------------------------------
@@ -257,7 +263,11 @@ class AvatarGallery(QWidget):
         if index is None:
             self.error.emit("Select the avatar to remove first.")
             return
-        name = self.pipeline.avatars.names[index]
+        library = self.pipeline.avatars
+        name, path = library.names[index], library.paths[index]
+        if path.parent.resolve() != library.user_folder.resolve():
+            self.error.emit(f"“{name}” is not in your avatar folder {library.user_folder}; only avatars you added can be removed.")
+            return
         self.confirm = QMessageBox(
             QMessageBox.Question,
             "Remove avatar",

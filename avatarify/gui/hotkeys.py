@@ -8,12 +8,14 @@ from typing import Callable, Mapping
 from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import (
+    QAbstractItemView,
     QAbstractSpinBox,
     QAction,
     QApplication,
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QHeaderView,
     QLineEdit,
     QPlainTextEdit,
     QShortcut,
@@ -22,8 +24,6 @@ from PyQt5.QtWidgets import (
     QTextEdit,
     QVBoxLayout,
     QWidget,
-    QHeaderView,
-    QAbstractItemView,
 )
 
 
@@ -153,10 +153,11 @@ class HotkeyHelpDialog(QDialog):
         table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeToContents)
         table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
         table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeToContents)
+        table.setFocusPolicy(Qt.NoFocus)
         self.table = table
         buttons = QDialogButtonBox(QDialogButtonBox.Close, self)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(table)
         layout.addWidget(buttons)
-        self.resize(620, 640)
+        self.resize(860, 840)

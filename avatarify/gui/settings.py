@@ -27,6 +27,8 @@ class AppSettings:
     camera_height: int = 720
     vcam_enabled: bool = True
     vcam_device: str = ""  # e.g. /dev/video9 on Linux; empty: the backend's default device
+    vcam_backend: str = ""  # a pyvirtualcam backend (obs, unitycapture, v4l2loopback); empty: automatic
+    output_keep_aspect: bool = False  # False: square output; True: padded to the camera's aspect
     smart_crop: bool = False
     mirror_preview: bool = True
     mirror_output: bool = False

@@ -30,12 +30,13 @@ from ..pipeline.camera import CameraInfo
 from .settings import AppSettings
 
 RESOLUTIONS: tuple[tuple[int, int], ...] = ((640, 480), (960, 540), (1280, 720), (1920, 1080))
-DEVICES: tuple[tuple[str, str], ...] = (
-    ("auto", "Automatic (CUDA, then Apple MPS, then CPU)"),
-    ("cuda", "NVIDIA GPU (CUDA)"),
-    ("mps", "Apple Silicon (MPS)"),
-    ("cpu", "CPU (slow)"),
+VCAM_BACKENDS: tuple[tuple[str, str], ...] = (
+    ("", "Automatic"),
+    ("v4l2loopback", "v4l2loopback (Linux)"),
+    ("obs", "OBS Virtual Camera"),
+    ("unitycapture", "Unity Capture (Windows)"),
 )
+DEVICES: tuple[str, ...] = ("auto", "cuda", "mps", "cpu")
 
 
 def _with_browse(edit: QLineEdit, button: QPushButton) -> QWidget:
@@ -50,7 +51,13 @@ def _with_browse(edit: QLineEdit, button: QPushButton) -> QWidget:
 class SettingsDialog(QDialog):
     """Camera, virtual camera, crop, view and model settings."""
 
-    def __init__(self, settings: AppSettings, cameras: Sequence[CameraInfo], parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        settings: AppSettings,
+        cameras: Sequence[CameraInfo],
+        virtual_cameras: Sequence[str] = (),
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self._original = settings
@@ -65,20 +72,33 @@ class SettingsDialog(QDialog):
         camera_browse = QPushButton("Video file…", self)
         camera_browse.clicked.connect(self._browse_video)
         self.resolution = QComboBox(self)
-        for width, height in RESOLUTIONS:
-            self.resolution.addItem(f"{width} × {height}", (width, height))
         current = (settings.camera_width, settings.camera_height)
-        if current not in RESOLUTIONS:
-            self.resolution.addItem(f"{current[0]} × {current[1]}", current)
-        self.resolution.setCurrentIndex(self.resolution.findData(current))
+        for width, height in RESOLUTIONS if current in RESOLUTIONS else (*RESOLUTIONS, current):
+            self.resolution.addItem(f"{width} × {height}", f"{width}x{height}")
+        self.resolution.setCurrentIndex(self.resolution.findData(f"{current[0]}x{current[1]}"))
 
         # Virtual camera
         self.vcam_enabled = QCheckBox("Send the output to a virtual camera", self)
         self.vcam_enabled.setChecked(settings.vcam_enabled)
-        self.vcam_device = QLineEdit(settings.vcam_device, self)
-        self.vcam_device.setPlaceholderText("default device (Linux: e.g. /dev/video9)")
-        self.vcam_enabled.toggled.connect(self.vcam_device.setEnabled)
-        self.vcam_device.setEnabled(settings.vcam_enabled)
+        self.vcam_device = QComboBox(self)
+        self.vcam_device.setEditable(True)
+        self.vcam_device.addItems(["", *virtual_cameras])
+        self.vcam_device.setCurrentText(settings.vcam_device)
+        self.vcam_device.lineEdit().setPlaceholderText("default device")
+        self.vcam_backend = QComboBox(self)
+        for value, label in VCAM_BACKENDS:
+            self.vcam_backend.addItem(label, value)
+        found = self.vcam_backend.findData(settings.vcam_backend)
+        if found < 0:
+            self.vcam_backend.addItem(settings.vcam_backend, settings.vcam_backend)
+            found = self.vcam_backend.count() - 1
+        self.vcam_backend.setCurrentIndex(found)
+        for widget in (self.vcam_device, self.vcam_backend):
+            self.vcam_enabled.toggled.connect(widget.setEnabled)
+            widget.setEnabled(settings.vcam_enabled)
+
+        self.output_keep_aspect = QCheckBox("Pad the output to the camera's shape (instead of a square)", self)
+        self.output_keep_aspect.setChecked(settings.output_keep_aspect)
 
         # Crop and view
         self.smart_crop = QCheckBox("Smart crop: follow the face", self)
@@ -108,13 +128,11 @@ class SettingsDialog(QDialog):
         self.motion_strength.setToolTip("Multiplies your relative motion; 1.0 is the original behaviour")
         self.model_device = QComboBox(self)
         self.model_device.setEditable(True)
-        for value, label in DEVICES:
-            self.model_device.addItem(label, value)
-        found = self.model_device.findData(settings.model_device)
-        if found >= 0:
-            self.model_device.setCurrentIndex(found)
-        else:
-            self.model_device.setCurrentText(settings.model_device)
+        self.model_device.addItems(DEVICES)
+        self.model_device.setCurrentText(settings.model_device)
+        self.model_device.setToolTip(
+            "auto: CUDA, then Apple MPS, then CPU; or cpu, cuda, cuda:1, mps. The CPU gives a few frames per second."
+        )
         self.checkpoint = QLineEdit(settings.checkpoint, self)
         self.checkpoint.setPlaceholderText("automatic: downloaded or installed weights")
         checkpoint_browse = QPushButton("Browse…", self)
@@ -128,6 +146,8 @@ class SettingsDialog(QDialog):
         form = QFormLayout(vcam_box)
         form.addRow(self.vcam_enabled)
         form.addRow("Device", self.vcam_device)
+        form.addRow("Backend", self.vcam_backend)
+        form.addRow(self.output_keep_aspect)
         view_box = QGroupBox("Crop and view", self)
         form = QFormLayout(view_box)
         form.addRow(self.smart_crop)
@@ -190,17 +210,16 @@ class SettingsDialog(QDialog):
 
     def values(self) -> AppSettings:
         """The settings as edited (fields the dialog does not show keep their values)."""
-        width, height = self.resolution.currentData()
-        device = self.model_device.currentData() if self.model_device.currentIndex() >= 0 and (
-            self.model_device.currentText() == self.model_device.itemText(self.model_device.currentIndex())
-        ) else self.model_device.currentText().strip()
+        width, height = (int(value) for value in self.resolution.currentData().split("x"))
         return dataclasses.replace(
             self._original,
             camera=self.camera.currentText().strip() or self._original.camera,
             camera_width=width,
             camera_height=height,
             vcam_enabled=self.vcam_enabled.isChecked(),
-            vcam_device=self.vcam_device.text().strip(),
+            vcam_device=self.vcam_device.currentText().strip(),
+            vcam_backend=self.vcam_backend.currentData(),
+            output_keep_aspect=self.output_keep_aspect.isChecked(),
             smart_crop=self.smart_crop.isChecked(),
             mirror_preview=self.mirror_preview.isChecked(),
             mirror_output=self.mirror_output.isChecked(),
@@ -208,6 +227,6 @@ class SettingsDialog(QDialog):
             relative=self.relative.isChecked(),
             adapt_scale=self.adapt_scale.isChecked(),
             motion_strength=round(self.motion_strength.value(), 2),
-            model_device=device or "auto",
+            model_device=self.model_device.currentText().strip() or "auto",
             checkpoint=self.checkpoint.text().strip(),
         )

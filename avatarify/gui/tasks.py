@@ -13,8 +13,8 @@ log = logging.getLogger(__name__)
 
 
 def describe_error(exc: BaseException) -> str:
-    """A one-line message for the user: our own errors as they are, others with their type."""
-    if isinstance(exc, AvatarifyError):
+    """A one-line message for the user: our own errors (and value errors) as they are, others with their type."""
+    if isinstance(exc, (AvatarifyError, ValueError)):
         return str(exc)
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
