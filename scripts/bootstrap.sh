@@ -19,11 +19,14 @@ bootstrap_venv() {
     local stamp="$VENV/.avatarify-installed${extras:+-$extras}"
     if [ ! -f "$stamp" ] || [ "$root/setup.cfg" -nt "$stamp" ]; then
         echo "Installing avatarify and its dependencies ..."
-        # torch first, pinned: the pinned release is the CPU build on Linux x86_64 machines that keep it locally,
-        # and an unpinned torch pulled in by a dependency could otherwise be a multi-GB CUDA build.
+        # PyTorch first, so that no dependency pulls in another build of it. On Linux x86_64 it is pinned:
+        # machines that keep that release locally get its CPU build instead of a multi-GB CUDA download.
         if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
-            "$VENV/bin/python" -m pip install --quiet "torch==${AVATARIFY_TORCH_VERSION:-2.13.0}" \
-                || "$VENV/bin/python" -m pip install --quiet torch
+            if [ "$(uname -s)" = Linux ] && [ "$(uname -m)" = x86_64 ]; then
+                "$VENV/bin/python" -m pip install --quiet "torch==${AVATARIFY_TORCH_VERSION:-2.13.0}"
+            else
+                "$VENV/bin/python" -m pip install --quiet torch
+            fi
         fi
         "$VENV/bin/python" -m pip install --quiet -e "$root${extras:+[$extras]}"
         touch "$stamp"
