@@ -17,6 +17,11 @@ from .generator import OcclusionAwareGenerator
 log = logging.getLogger(__name__)
 
 
+# The fused kernel has 16/9 as many weights. Wide layers sit at the bottom of the hourglasses, on
+# maps of a few pixels, where reading the weights costs more than the arithmetic: fuse only narrow ones.
+MAX_FUSED_UPSAMPLE_WEIGHTS = 512 * 256 * 9
+
+
 @torch.no_grad()
 def fold_batchnorm(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> None:
     """Fold an eval-mode BatchNorm that directly follows `conv` into the conv's weight and bias."""
@@ -31,7 +36,8 @@ class UpsampleConv2d(nn.Module):
 
     Each of the four output phases of conv(upsample(x)) sees only a 2x2 neighbourhood of x, with
     the 3x3 taps that land on the same input pixel summed: 16 instead of 36 multiply-adds per
-    input pixel and channel pair, and no upsampled intermediate.
+    input pixel and channel pair, and no upsampled intermediate. All four phases run as one conv
+    with a 2x2 kernel and padding 1; phase (a, b) is its output shifted by (a, b).
     """
 
     def __init__(self, conv: nn.Conv2d) -> None:
@@ -40,26 +46,21 @@ class UpsampleConv2d(nn.Module):
         # Rows (and columns) of the 3x3 kernel that fall on input offsets {-1, 0} (phase 0) or {0, +1} (phase 1).
         merge = weight.new_tensor([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]])  # phase x 2 x 3
         phases = [torch.einsum("ai,bj,oxij->oxab", merge[a], merge[b], weight) for a in (0, 1) for b in (0, 1)]
-        self.register_buffer("weight", torch.cat(phases, dim=0))  # (4*Cout) x Cin x 2 x 2, phase-major
-        self.register_buffer("bias", conv.bias.detach().repeat(4) if conv.bias is not None else None)
+        self.weight = nn.Parameter(torch.cat(phases, dim=0), requires_grad=False)  # (4*Cout) x Cin x 2 x 2
+        bias = conv.bias.detach().repeat(4) if conv.bias is not None else None
+        self.bias = nn.Parameter(bias, requires_grad=False) if bias is not None else None
         self.out_channels = conv.out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
-        padded = F.pad(x, (1, 1, 1, 1))
         c = self.out_channels
-        outs = [
-            F.conv2d(
-                padded[:, :, a : a + h + 1, b : b + w + 1],
-                self.weight[(2 * a + b) * c : (2 * a + b + 1) * c],
-                None if self.bias is None else self.bias[(2 * a + b) * c : (2 * a + b + 1) * c],
-            )
-            for a in (0, 1)
-            for b in (0, 1)
-        ]
-        # (n, phase_a, phase_b, c, h, w) -> (n, c, h, a, w, b) -> (n, c, 2h, 2w)
-        stacked = torch.stack(outs, dim=1).view(n, 2, 2, c, h, w)
-        return stacked.permute(0, 3, 4, 1, 5, 2).reshape(n, c, 2 * h, 2 * w)
+        y = F.conv2d(x, self.weight, self.bias, padding=1)  # n x 4c x (h+1) x (w+1)
+        out = y.new_empty(n, h, 2, w, 2, c)  # channels-last memory of the (n, c, 2h, 2w) result
+        for a in (0, 1):
+            for b in (0, 1):
+                phase = y[:, (2 * a + b) * c : (2 * a + b + 1) * c, a : a + h, b : b + w]
+                out[:, :, a, :, b, :] = phase.permute(0, 2, 3, 1)
+        return out.view(n, 2 * h, 2 * w, c).permute(0, 3, 1, 2)
 
 
 class FusedUpBlock2d(nn.Module):
@@ -76,10 +77,10 @@ class FusedUpBlock2d(nn.Module):
 
 def _rewrite(module: nn.Module) -> None:
     for name, child in module.named_children():
-        if isinstance(child, UpBlock2d):
+        if isinstance(child, UpBlock2d) and child.conv.weight.numel() <= MAX_FUSED_UPSAMPLE_WEIGHTS:
             setattr(module, name, FusedUpBlock2d(child))
             continue
-        if isinstance(child, (DownBlock2d, SameBlock2d)):
+        if isinstance(child, (UpBlock2d, DownBlock2d, SameBlock2d)):
             fold_batchnorm(child.conv, child.norm)
             child.norm = nn.Identity()
         elif isinstance(child, ResBlock2d):
@@ -117,23 +118,21 @@ def reduced_precision_dtype(device: torch.device) -> torch.dtype | None:
 
 
 def decoder_runs_in(generator: OcclusionAwareGenerator, dtype: torch.dtype) -> bool:
-    """Whether the decoder works in `dtype` on its device (some backends lack reduced-precision kernels)."""
+    """Switch the decoder to `dtype` if this device has kernels for it; otherwise leave it in float32."""
     device = generator.final.weight.device
-    probe = torch.zeros(1, generator.feature_channels, 8, 8, device=device)
-    previous = generator.decoder_dtype
-    generator.decoder_dtype = dtype
+    generator.set_decoder_dtype(dtype)
     try:
         with torch.no_grad():
-            generator.decode(probe)
+            generator.decode(torch.zeros(1, generator.feature_channels, 8, 8, device=device))
         return True
     except RuntimeError:
         log.warning("%s is not supported for the decoder on %s; using float32.", dtype, device, exc_info=True)
+        generator.set_decoder_dtype(torch.float32)
         return False
-    finally:
-        generator.decoder_dtype = previous
 
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISION_NAMES = {dtype: name for name, dtype in PRECISIONS.items()}
 
 
 def enable_fast_paths(kp_detector: nn.Module, generator: OcclusionAwareGenerator, precision: str = "auto") -> str:
@@ -145,9 +144,10 @@ def enable_fast_paths(kp_detector: nn.Module, generator: OcclusionAwareGenerator
         raise ValueError(f"precision must be auto, {', '.join(PRECISIONS)}; got {precision!r}")
     device = generator.final.weight.device
     optimize_for_inference(kp_detector, generator)
-    dtype = reduced_precision_dtype(device) if precision == "auto" else PRECISIONS[precision]
-    if dtype is not None and not decoder_runs_in(generator, dtype):
-        dtype = None
-    generator.decoder_dtype = dtype
-    names = {torch.bfloat16: "bf16", torch.float16: "fp16"}
-    return f"{names.get(dtype, 'fp32')} decoder, folded BatchNorm, fused upsampling, channels-last"
+    dtype = (reduced_precision_dtype(device) or torch.float32) if precision == "auto" else PRECISIONS[precision]
+    if dtype != torch.float32:
+        decoder_runs_in(generator, dtype)
+    else:
+        generator.set_decoder_dtype(torch.float32)
+    name = PRECISION_NAMES[generator.decoder_dtype]
+    return f"{name} decoder, folded BatchNorm, fused upsampling, channels-last"
