@@ -5,6 +5,8 @@ import logging
 
 import torch
 
+from .errors import AvatarifyError
+
 log = logging.getLogger(__name__)
 
 CPU_WARNING = (
@@ -16,11 +18,14 @@ CPU_WARNING = (
 def select_device(preferred: str | None = None) -> torch.device:
     """The requested device, or the best available: CUDA, then Apple MPS, then CPU (with a warning)."""
     if preferred and preferred != "auto":
-        device = torch.device(preferred)
+        try:
+            device = torch.device(preferred)
+        except RuntimeError as exc:
+            raise AvatarifyError(f"Unknown device {preferred!r}; use auto, cpu, cuda, cuda:N or mps.") from exc
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("CUDA was requested but no CUDA GPU is available; use --device cpu or auto.")
+            raise AvatarifyError("CUDA was requested but no CUDA GPU is available; use --device auto or cpu.")
         if device.type == "mps" and not torch.backends.mps.is_available():
-            raise ValueError("Apple MPS was requested but is not available; use --device cpu or auto.")
+            raise AvatarifyError("Apple MPS was requested but is not available; use --device auto or cpu.")
     elif torch.cuda.is_available():
         device = torch.device("cuda")
     elif torch.backends.mps.is_available():
