@@ -6,6 +6,7 @@ frame two ways: the raw crop around that frame's Haar detection, and the pipelin
 Printed per video, in pixels of the video:
   step   - median |frame-to-frame change| of crop centre x, y and side (jitter between frames)
   std    - standard deviation of centre x, y and side over the video (includes real head motion)
+  follow - median distance of the smart crop's centre from the raw detection's (it stays on the face)
 The "still" rows hold one frame of each video still and add camera-like noise (sigma 2 levels),
 so every change of the crop there is jitter.
 Usage: python bench/crop_jitter.py [VIDEO ...]
@@ -16,28 +17,15 @@ import argparse
 import statistics
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from avatarify.faces import crop_around_face, largest_face
 from avatarify.pipeline.crop import SmartCrop
+from avatarify.video import probe_video, read_frames
 
 DRIVING_DIR = Path(__file__).resolve().parents[2] / "shared" / "media" / "driving"
 STILL_FRAMES = 60
 NOISE_SIGMA = 2.0
-
-
-def read_frames(path: Path) -> tuple[list[np.ndarray], float]:
-    capture = cv2.VideoCapture(str(path))
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    capture.release()
-    return frames, fps
 
 
 def crops(frames: list[np.ndarray], fps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -71,10 +59,10 @@ def main() -> None:
     videos = parser.parse_args().videos or sorted(DRIVING_DIR.glob("*.mp4"))
     rng = np.random.default_rng(0)
     print(f"{'video':14} {'kind':6} {'raw step cx cy side':>22} {'smart step cx cy side':>24} "
-          f"{'raw std cx cy side':>22} {'smart std cx cy side':>24}")
+          f"{'raw std cx cy side':>22} {'smart std cx cy side':>24} {'follow':>7}")
     ratios = {"moving": [], "still": []}
     for path in videos:
-        frames, fps = read_frames(path)
+        frames, fps = list(read_frames(path)), probe_video(path).fps
         still = [
             np.clip(frames[0] + rng.normal(0, NOISE_SIGMA, frames[0].shape), 0, 255).astype(np.uint8)
             for _ in range(STILL_FRAMES)
@@ -84,10 +72,12 @@ def main() -> None:
             if len(raw) < 2:
                 print(f"{path.name:14} {kind:6} no face found")
                 continue
+            smart = smart[-len(raw):]
             raw_step, raw_std = figures(raw)
-            smart_step, smart_std = figures(smart[-len(raw):])
+            smart_step, smart_std = figures(smart)
+            follow = float(np.median(np.hypot(*(smart[:, :2] - raw[:, :2]).T)))
             print(f"{path.name:14} {kind:6} {fmt(raw_step):>22} {fmt(smart_step):>24} "
-                  f"{fmt(raw_std):>22} {fmt(smart_std):>24}")
+                  f"{fmt(raw_std):>22} {fmt(smart_std):>24} {follow:7.2f}")
             if kind == "still":
                 ratios[kind].append(sum(smart_std) / max(sum(raw_std), 1e-6))
             else:

@@ -67,7 +67,8 @@ class AvatarLibrary:
         paths = [file for file in self.files if file.is_file()]
         for folder in self.folders:
             if folder.is_dir():
-                paths.extend(sorted(filter(_is_avatar_file, folder.iterdir()), key=lambda p: p.name.casefold()))
+                found = filter(_is_avatar_file, folder.iterdir())
+                paths.extend(sorted(found, key=lambda p: (p.stem.casefold(), p.name)))
         self.paths = paths
 
     def __len__(self) -> int:

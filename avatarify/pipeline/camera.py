@@ -34,6 +34,10 @@ class CameraError(AvatarifyError):
     """A camera or video source cannot be opened or stopped delivering frames."""
 
 
+class SourceEnded(CameraError):
+    """A video played once (not looping) has no more frames; it is not reopened."""
+
+
 @dataclass(frozen=True)
 class CameraInfo:
     """A camera the system offers: the index OpenCV opens it by and a human name."""
@@ -109,19 +113,24 @@ class ThreadedSource:
                 if self.paced:
                     self._pace()
                 frame = self._grab()
+            except SourceEnded as exc:
+                self._set_error(str(exc))
+                break
             except (CameraError, cv2.error, OSError) as exc:
                 self._release()
                 opened = False
-                message = str(exc)
-                if message != self.error:
-                    log.warning("%s", message)
-                with self._ready:
-                    self.error = message
-                    self._ready.notify_all()
+                if str(exc) != self.error:
+                    log.warning("%s", exc)
+                self._set_error(str(exc))
                 self._stop.wait(self.retry_interval)
                 continue
             self._publish(frame)
         self._release()
+
+    def _set_error(self, message: str) -> None:
+        with self._ready:
+            self.error = message
+            self._ready.notify_all()
 
     def _publish(self, frame: np.ndarray) -> None:
         now = time.monotonic()
@@ -208,7 +217,7 @@ class VideoFileSource(ThreadedSource):
             if self._frames_this_pass == 0:
                 raise CameraError(f"No frames could be read from {self.path}; the file may be damaged.")
             if not self.loop:
-                raise CameraError(f"{self.path} has ended.")
+                raise SourceEnded(f"{self.path} has ended.")
             # Reopening (rather than seeking) notices a file that was removed or replaced meanwhile.
             self._release()
             self._open()

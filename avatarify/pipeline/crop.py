@@ -13,8 +13,8 @@ from .settings import MAX_CROP_OFFSET, MAX_CROP_ZOOM, MIN_CROP_ZOOM
 DETECT_EVERY = 3
 # One-Euro parameters on crop values in units of the frame height: a low cutoff at rest hides
 # detection noise, and the speed term opens the filter when the head really moves.
-MIN_CUTOFF_HZ = 0.4
-BETA = 4.0
+MIN_CUTOFF_HZ = 0.2
+BETA = 1.0
 DERIVATIVE_CUTOFF_HZ = 1.0
 
 

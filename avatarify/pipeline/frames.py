@@ -8,7 +8,10 @@ import numpy as np
 
 @dataclass
 class PipelineStats:
-    """Rates and per-stage timings (medians over the last second or so), plus device states."""
+    """Rates and per-stage timings (medians over the last 30 frames), plus device states.
+
+    `latency_ms` runs from the camera delivering a frame to its result leaving the output stage.
+    """
 
     camera_fps: float = 0.0
     model_fps: float = 0.0
@@ -32,8 +35,12 @@ class PipelineStats:
 
 @dataclass
 class PipelineFrame:
-    """One camera frame's results: the preview the user sees and the frame sent out."""
+    """One camera frame's results: the preview the user sees and the frame sent out.
+
+    `animated` is False while the output is only a placeholder (the model has not produced a frame yet).
+    """
 
     preview: np.ndarray
     output: np.ndarray
     stats: PipelineStats
+    animated: bool = True

@@ -1,0 +1,180 @@
+"""The virtual camera other apps (Zoom, Teams, OBS, browsers) see the avatar through, via pyvirtualcam."""
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FPS = 30.0
+REOPEN_INTERVAL = 10.0
+LOOPBACK_LABEL = "Avatarify"
+VIRTUAL_V4L2_DIR = Path("/sys/devices/virtual/video4linux")
+
+
+def no_virtual_camera_message(detail: str = "", system: str | None = None) -> str:
+    """What to do when no virtual camera could be opened, for this operating system."""
+    system = system or platform.system()
+    detail = " ".join(detail.split())
+    reason = f" ({detail})" if detail else ""
+    if system == "Linux":
+        if not Path("/sys/module/v4l2loopback").exists():
+            return (
+                f"No virtual camera{reason}: the v4l2loopback kernel module is not loaded. Install it "
+                "(Debian/Ubuntu: sudo apt install v4l2loopback-dkms) and load it with "
+                f'`sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label="{LOOPBACK_LABEL}"`, '
+                "or run scripts/setup-v4l2loopback.sh. If modprobe says 'Key was rejected by service', "
+                "Secure Boot refuses the unsigned module: enrol the DKMS key (sudo mokutil --import "
+                "/var/lib/dkms/mok.pub, then reboot) or turn Secure Boot off; if it says 'Module not found', "
+                "install the headers for your running kernel and reinstall v4l2loopback-dkms."
+            )
+        return (
+            f"The virtual camera could not be opened{reason}. Close other programs writing to it, or load "
+            f'v4l2loopback with exclusive_caps=1 card_label="{LOOPBACK_LABEL}" (scripts/setup-v4l2loopback.sh) '
+            "and choose its /dev/videoN device."
+        )
+    if system == "Windows":
+        return (
+            f"No virtual camera{reason}: install OBS Studio 26 or newer (its Virtual Camera is used) "
+            "or Unity Capture, then restart avatarify."
+        )
+    if system == "Darwin":
+        return (
+            f"No virtual camera{reason}: install OBS Studio 30 or newer and click 'Start Virtual Camera' in "
+            "OBS once (this installs the camera extension), then restart avatarify."
+        )
+    return f"No virtual camera{reason}: pyvirtualcam supports Linux, Windows and macOS only."
+
+
+def list_virtual_cameras(system: str | None = None) -> list[str]:
+    """Virtual camera devices this system offers to write to (Linux: v4l2loopback /dev/videoN)."""
+    system = system or platform.system()
+    if system == "Linux":
+        if not VIRTUAL_V4L2_DIR.is_dir():
+            return []
+        return sorted(f"/dev/{entry.name}" for entry in VIRTUAL_V4L2_DIR.glob("video*"))
+    if system == "Windows":
+        return ["OBS Virtual Camera", "Unity Video Capture"]
+    if system == "Darwin":
+        return ["OBS Virtual Camera"]
+    return []
+
+
+def even_size(size: tuple[int, int]) -> tuple[int, int]:
+    """Width and height rounded down to even numbers: YUV 4:2:0 virtual cameras need them."""
+    return max(2, size[0] - size[0] % 2), max(2, size[1] - size[1] % 2)
+
+
+def fit_frame(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`image` scaled to fit inside `size` (width, height), centred on black."""
+    width, height = size
+    h, w = image.shape[:2]
+    if (w, h) == (width, height):
+        return np.ascontiguousarray(image)
+    scale = min(width / w, height / h)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
+    canvas = np.zeros((height, width, 3), dtype=np.uint8)
+    top, left = (height - new_h) // 2, (width - new_w) // 2
+    canvas[top : top + new_h, left : left + new_w] = resized
+    return canvas
+
+
+class VirtualCameraOutput:
+    """A pyvirtualcam camera that opens on the first frame and reopens when the frame size changes.
+
+    With `size` given, every frame is fitted into that size instead. When no virtual camera can be
+    opened, `state` says why ("unavailable: ..."), frames are dropped and opening is retried every
+    `REOPEN_INTERVAL` seconds: the app keeps running without it.
+    """
+
+    def __init__(
+        self,
+        device: str | None = None,
+        size: tuple[int, int] | None = None,
+        fps: float | None = None,
+        backend: str | None = None,
+    ) -> None:
+        self.device = device
+        self.size = even_size(size) if size else None
+        self.fps = fps
+        self.backend = backend
+        self.error: str | None = None
+        self.frames_sent = 0
+        self._camera = None
+        self._failed_at: float | None = None
+        self._failed_size: tuple[int, int] | None = None
+
+    @property
+    def state(self) -> str:
+        if self._camera is not None:
+            camera = self._camera
+            return f"{camera.device} {camera.width}x{camera.height}@{camera.fps:g}"
+        if self.error:
+            return f"unavailable: {self.error}"
+        return "not started"
+
+    @property
+    def is_open(self) -> bool:
+        return self._camera is not None
+
+    def open(self, size: tuple[int, int], fps: float | None = None) -> bool:
+        """Open the virtual camera for frames of `size`; False (with `error` set) when there is none."""
+        import pyvirtualcam
+
+        self.close()
+        size = even_size(size)
+        fps = self.fps or fps or DEFAULT_FPS
+        try:
+            self._camera = pyvirtualcam.Camera(
+                size[0], size[1], fps, fmt=pyvirtualcam.PixelFormat.RGB, device=self.device, backend=self.backend
+            )
+        except Exception as exc:  # pyvirtualcam raises RuntimeError, ValueError or backend-specific errors
+            return self._fail(exc, size)
+        self.error = None
+        self._failed_at = None
+        log.info("Virtual camera %s", self.state)
+        return True
+
+    def send(self, frame: np.ndarray, fps: float | None = None) -> bool:
+        """Send an RGB uint8 frame; opens the camera as needed. False when it is not available."""
+        size = self.size or even_size((frame.shape[1], frame.shape[0]))
+        camera = self._camera
+        if camera is None or (camera.width, camera.height) != size:
+            recently_failed = self._failed_at is not None and time.monotonic() - self._failed_at < REOPEN_INTERVAL
+            if recently_failed and self._failed_size == size:
+                return False
+            if not self.open(size, fps):
+                return False
+            camera = self._camera
+        try:
+            camera.send(np.ascontiguousarray(fit_frame(frame, size), dtype=np.uint8))
+        except Exception as exc:  # the device went away under us; reopen later
+            self.close()
+            return self._fail(exc, size)
+        self.frames_sent += 1
+        return True
+
+    def _fail(self, exc: Exception, size: tuple[int, int]) -> bool:
+        self.error = no_virtual_camera_message(str(exc))
+        self._failed_at, self._failed_size = time.monotonic(), size
+        log.warning("%s", self.error)
+        return False
+
+    def close(self) -> None:
+        """Release the virtual camera device (other apps then see it stop)."""
+        if self._camera is not None:
+            self._camera.close()
+            self._camera = None
+
+    def __enter__(self) -> VirtualCameraOutput:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,74 @@
+"""The avatar library: listing, adding without ever overwriting, removing only the user's pictures."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from avatarify.errors import InputError
+from avatarify.images import read_image
+from avatarify.pipeline.avatars import AvatarLibrary, default_user_avatar_dir, safe_file_stem
+
+
+@pytest.fixture
+def library(tmp_path, avatars_dir):
+    shipped = tmp_path / "shipped"
+    shutil.copytree(avatars_dir, shipped)
+    return AvatarLibrary([tmp_path / "user", shipped])
+
+
+def test_lists_user_folder_first_then_shipped_pictures(library, avatars_dir):
+    assert len(library) == len(list(avatars_dir.iterdir()))
+    assert library.names == sorted(library.names, key=str.casefold)
+    image = library.image(library.find("mona"))
+    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+    assert library.find("MONA.jpg") == library.find("mona")
+    assert library.find("nobody") is None
+
+
+def test_add_saves_a_png_in_the_user_folder_and_never_overwrites(library):
+    image = library.image(library.find("mona"))
+    first = library.add(image, "My Face!")
+    second = library.add(image[::-1], "My Face!")
+    assert first.name == "My_Face.png" and second.name == "My_Face-2.png"
+    assert first.parent == library.user_folder
+    np.testing.assert_array_equal(read_image(first), image)
+    np.testing.assert_array_equal(read_image(second), image[::-1])
+    assert library.names[:2] == ["My_Face", "My_Face-2"]
+    assert not [p for p in library.user_folder.iterdir() if p.name.startswith(".")]  # no temporary leftovers
+
+
+def test_add_keeps_files_other_programs_put_there(library):
+    library.user_folder.mkdir(parents=True)
+    existing = library.user_folder / "me.png"
+    existing.write_bytes(b"someone else's file")
+    saved = library.add(np.zeros((8, 8, 3), np.uint8), "me")
+    assert saved.name == "me-2.png"
+    assert existing.read_bytes() == b"someone else's file"
+
+
+def test_remove_deletes_only_user_pictures(library):
+    added = library.add(np.full((16, 16, 3), 7, np.uint8), "temporary")
+    count = len(library)
+    library.remove(library.paths.index(added))
+    assert not added.exists() and len(library) == count - 1
+    shipped = library.find("mona")
+    with pytest.raises(InputError, match="only those can be removed"):
+        library.remove(shipped)
+    assert library.paths[shipped].exists()
+    with pytest.raises(InputError, match="no avatar number"):
+        library.remove(len(library))
+
+
+def test_reload_sees_pictures_added_outside_the_app(library, avatars_dir):
+    library.user_folder.mkdir(parents=True)
+    shutil.copy(avatars_dir / "mona.jpg", library.user_folder / "outside.jpg")
+    library.reload()
+    assert library.names[0] == "outside"
+
+
+def test_names_and_default_folder():
+    assert safe_file_stem("  ../../etc/passwd ") == "etc_passwd"
+    assert safe_file_stem("???") == "avatar"
+    assert default_user_avatar_dir().name == "avatars"

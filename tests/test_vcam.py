@@ -1,0 +1,123 @@
+"""The virtual camera output, driven through the real pyvirtualcam.Camera API with a registered test backend."""
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pyvirtualcam
+from pyvirtualcam.util import decode_fourcc
+
+from avatarify.pipeline.vcam import VirtualCameraOutput, even_size, fit_frame, no_virtual_camera_message
+
+BACKEND = "avatarify-test"
+
+
+class RecordingBackend:
+    """A pyvirtualcam backend that keeps every frame it is sent, as an app reading the camera would see it.
+
+    Device "missing" behaves like an absent virtual camera.
+    """
+
+    opened: list[RecordingBackend] = []
+
+    def __init__(self, *, width: int, height: int, fps: float, fourcc: int, device: str | None, **kw) -> None:
+        if device == "missing":
+            raise RuntimeError("device missing does not exist")
+        self.width, self.height, self.fps = width, height, fps
+        self.fourcc = decode_fourcc(fourcc)
+        self.name = device or "Test Camera"
+        self.frames: list[np.ndarray] = []
+        self.closed = False
+        RecordingBackend.opened.append(self)
+
+    def send(self, frame: np.ndarray) -> None:
+        assert frame.dtype == np.uint8 and frame.flags["C_CONTIGUOUS"]
+        self.frames.append(frame.reshape(self.height, self.width, 3).copy())
+
+    def close(self) -> None:
+        self.closed = True
+
+    def device(self) -> str:
+        return self.name
+
+    def native_fourcc(self) -> int | None:
+        return None
+
+
+pyvirtualcam.register_backend(BACKEND, RecordingBackend)
+
+
+def backends_for(device: str) -> list[RecordingBackend]:
+    return [backend for backend in RecordingBackend.opened if backend.name == device]
+
+
+def test_frames_reach_the_virtual_camera_as_rgb():
+    frame = np.random.default_rng(1).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    with VirtualCameraOutput(device="rgb-check", backend=BACKEND, fps=20) as output:
+        assert output.send(frame)
+        assert output.send(frame[::-1])
+        assert output.state == "rgb-check 320x240@20"
+    (backend,) = backends_for("rgb-check")
+    assert backend.fourcc == str(pyvirtualcam.PixelFormat.RGB.value)
+    assert (backend.width, backend.height, backend.fps) == (320, 240, 20)
+    np.testing.assert_array_equal(backend.frames[0], frame)
+    np.testing.assert_array_equal(backend.frames[1], frame[::-1])
+    assert backend.closed
+
+
+def test_camera_reopens_when_the_frame_size_changes():
+    with VirtualCameraOutput(device="resize", backend=BACKEND) as output:
+        output.send(np.zeros((100, 100, 3), np.uint8), fps=15)
+        output.send(np.zeros((120, 160, 3), np.uint8), fps=15)
+    first, second = backends_for("resize")
+    assert (first.width, first.height, first.fps) == (100, 100, 15)
+    assert first.closed
+    assert (second.width, second.height) == (160, 120)
+
+
+def test_fixed_size_pads_square_output_to_the_aspect_and_rounds_odd_sizes():
+    square = np.full((64, 64, 3), 200, np.uint8)
+    with VirtualCameraOutput(device="padded", size=(161, 91), backend=BACKEND) as output:
+        output.send(square)
+    (backend,) = backends_for("padded")
+    assert (backend.width, backend.height) == (160, 90)
+    sent = backend.frames[0]
+    assert sent[:, :30].max() == 0 and sent[:, -30:].max() == 0  # black bars left and right
+    assert sent[:, 40:120].min() == 200
+
+
+def test_missing_virtual_camera_is_reported_not_raised():
+    output = VirtualCameraOutput(device="missing", backend=BACKEND)
+    assert not output.send(np.zeros((64, 64, 3), np.uint8))
+    assert output.state.startswith("unavailable: ")
+    assert "device missing does not exist" in output.state
+    assert not output.send(np.zeros((64, 64, 3), np.uint8))  # not retried on every frame
+    output.close()
+
+
+def test_no_virtual_camera_messages_per_os():
+    linux = no_virtual_camera_message("no device", system="Linux")
+    assert "v4l2loopback" in linux and "exclusive_caps=1" in linux and "card_label" in linux
+    assert "\n" not in linux
+    windows = no_virtual_camera_message(system="Windows")
+    assert "OBS Studio 26" in windows and "Unity Capture" in windows
+    mac = no_virtual_camera_message(system="Darwin")
+    assert "OBS Studio 30" in mac and "once" in mac
+
+
+@pytest.mark.skipif(platform.system() != "Linux", reason="the module check reads Linux /sys")
+def test_linux_message_mentions_secure_boot_when_the_module_is_not_loaded():
+    if Path("/sys/module/v4l2loopback").exists():
+        pytest.skip("v4l2loopback is loaded here")
+    message = no_virtual_camera_message(system="Linux")
+    assert "Secure Boot" in message and "mokutil" in message and "setup-v4l2loopback.sh" in message
+
+
+def test_fit_frame_and_even_size():
+    assert even_size((641, 481)) == (640, 480)
+    image = np.full((10, 20, 3), 9, np.uint8)
+    fitted = fit_frame(image, (40, 40))
+    assert fitted.shape == (40, 40, 3)
+    assert fitted[:10].max() == 0 and fitted[-10:].max() == 0 and fitted[10:30].min() == 9
