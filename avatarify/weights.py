@@ -97,6 +97,7 @@ def mirror_urls(override: Sequence[str] | None = None) -> list[str]:
 
 
 def manual_placement_hint(dest: Path, md5: str) -> str:
+    """What to do when no mirror delivers the file."""
     return (
         f"Download {dest.name} (md5 {md5}) by hand and put it in {dest.parent}, "
         f"or point {CHECKPOINT_ENV} at it; see the README, section 'Model weights'."
@@ -116,8 +117,7 @@ def download_weights(
     A file already in place with the right checksum is kept as is; one with another checksum is only
     replaced with `force`.
     """
-    dest_dir = dest_dir or user_weights_dir()
-    dest = dest_dir / name
+    dest = Path(dest_dir or user_weights_dir()).expanduser() / name
     if dest.is_file():
         actual = file_md5(dest)
         if actual == md5.lower():

@@ -65,7 +65,6 @@ class OcclusionAwareGenerator(nn.Module):
         self.final = nn.Conv2d(block_expansion, num_channels, kernel_size=7, padding=3)
         self.feature_channels = width(num_down_blocks)
         self.align_corners = align_corners
-        self.decoder_dtype: torch.dtype | None = None
 
     def warp(self, inp: torch.Tensor, deformation: torch.Tensor) -> torch.Tensor:
         """Sample `inp` at `deformation` (N x h x w x 2), resizing the flow bilinearly if the sizes differ."""
@@ -107,20 +106,25 @@ class OcclusionAwareGenerator(nn.Module):
         return out
 
     def decode(self, features: torch.Tensor) -> torch.Tensor:
-        """Bottleneck, upsampling and output layer: warped features -> image in [0, 1].
+        """Bottleneck, upsampling and output layer: warped features -> image in [0, 1], in float32.
 
-        With `decoder_dtype` set (e.g. bfloat16 on CPU, float16 on CUDA) this, the bulk of the
-        per-frame work, runs in reduced precision; keypoints and motion always stay in float32
-        because the warp amplifies their rounding errors.
+        Runs in the decoder's own number type (see `set_decoder_dtype`).
         """
-        with torch.autocast(
-            device_type=features.device.type, dtype=self.decoder_dtype or torch.float32, enabled=self.decoder_dtype is not None
-        ):
-            features = self.bottleneck(features)
-            for block in self.up_blocks:
-                features = block(features)
-            logits = self.final(features)
-        return torch.sigmoid(logits.float())
+        features = features.to(self.decoder_dtype)
+        features = self.bottleneck(features)
+        for block in self.up_blocks:
+            features = block(features)
+        return torch.sigmoid(self.final(features).float())
+
+    @property
+    def decoder_dtype(self) -> torch.dtype:
+        return self.final.weight.dtype
+
+    def set_decoder_dtype(self, dtype: torch.dtype) -> None:
+        """Store and run the decoder, the bulk of the per-frame work, in `dtype` (e.g. bfloat16 on CPU,
+        float16 on CUDA). Keypoints and motion stay in float32: the warp amplifies their rounding errors."""
+        for module in (self.bottleneck, self.up_blocks, self.final):
+            module.to(dtype)
 
     def forward(self, source_image: torch.Tensor, kp_driving: Keypoints, kp_source: Keypoints) -> dict[str, torch.Tensor]:
         return self.animate(self.encode(source_image), kp_driving, kp_source, with_deformed=True)
