@@ -6,16 +6,20 @@ from pathlib import Path
 
 from .device import select_device
 from .fomm import DEFAULT_CONFIG, load_model
-from .predictor import Predictor
+from .predictor import AvatarPredictor, Predictor
 from .weights import find_checkpoint
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options every command that runs the model shares."""
+def add_model_arguments(parser: argparse.ArgumentParser, remote: bool = True) -> None:
+    """The options every command that runs the model shares (with `remote`, also --worker and its options)."""
     group = parser.add_argument_group("model")
     group.add_argument("--checkpoint", type=Path, help="FOMM checkpoint (default: looked up, see README)")
     group.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="FOMM config YAML (default: vox-256)")
     group.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:1, mps")
+    if remote:
+        from .remote.cli import add_client_arguments
+
+        add_client_arguments(group)
 
 
 def create_predictor(
@@ -30,6 +34,12 @@ def create_predictor(
     return Predictor(model, relative=relative, adapt_movement_scale=adapt_movement_scale)
 
 
-def predictor_from_args(args: argparse.Namespace, relative: bool = True, adapt_movement_scale: bool = True) -> Predictor:
-    """`create_predictor` with the options `add_model_arguments` defined."""
+def predictor_from_args(
+    args: argparse.Namespace, relative: bool = True, adapt_movement_scale: bool = True
+) -> AvatarPredictor:
+    """`create_predictor` with the options `add_model_arguments` defined, or a remote predictor with --worker."""
+    if getattr(args, "worker", None):
+        from .remote.cli import remote_predictor_from_args
+
+        return remote_predictor_from_args(args, relative, adapt_movement_scale)
     return create_predictor(args.checkpoint, args.config, args.device, relative, adapt_movement_scale)

@@ -77,8 +77,18 @@ def create_keys(directory: Path | None = None) -> list[Path]:
     secret keys are readable by the user only. Returns the files written.
     """
     directory = Path(directory) if directory is not None else default_keys_dir()
+    try:
+        return _create_keys(directory)
+    except OSError as exc:
+        raise WorkerKeysError(
+            f"Cannot write worker keys in {directory}: {exc.strerror or exc}. Choose another folder with --dir."
+        ) from None
+
+
+def _create_keys(directory: Path) -> list[Path]:
     authorized = directory / AUTHORIZED_DIR
-    authorized.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    authorized.mkdir(mode=0o700, exist_ok=True)
     written: list[Path] = []
     with tempfile.TemporaryDirectory(dir=directory, prefix=".new-keys-") as scratch:
         for name in (SERVER_NAME, CLIENT_NAME):
@@ -87,7 +97,10 @@ def create_keys(directory: Path | None = None) -> list[Path]:
             public, secret = zmq.auth.create_certificates(scratch, name)
             os.chmod(secret, 0o600)
             # The secret file holds the public key too, so the pair is complete once it is in place.
-            for source, target in ((public, public_key_path(directory, name)), (secret, secret_key_path(directory, name))):
+            for source, target in (
+                (public, public_key_path(directory, name)),
+                (secret, secret_key_path(directory, name)),
+            ):
                 os.replace(source, target)
                 written.append(target)
         authorized_key = public_key_path(authorized, CLIENT_NAME)
@@ -108,7 +121,9 @@ def _read_pair(path: Path) -> tuple[bytes, bytes]:
     try:
         public, secret = zmq.auth.load_certificate(path)
     except (OSError, ValueError) as exc:
-        raise WorkerKeysError(f"Worker key {path} is unreadable ({exc}); create new keys with `avatarify worker keys`.")
+        raise WorkerKeysError(
+            f"Worker key {path} is unreadable ({exc}); create new keys with `avatarify worker keys`."
+        ) from None
     if not public or (path.suffix == ".key_secret" and not secret):
         raise WorkerKeysError(f"Worker key {path} holds no key; create new keys with `avatarify worker keys`.")
     return public, secret or b""

@@ -2,8 +2,9 @@
 
 Every message is `[header, payload?]`: the header is a UTF-8 JSON object with the protocol version `v`,
 the message `type` and the request `id` it belongs to; the payload, when the type carries one, is a
-256x256 RGB image encoded as raw bytes, JPEG or PNG (named by the header's `enc`). Nothing is ever
-unpickled: a peer can at worst send bytes that fail validation, and such a message is dropped.
+256x256 RGB image, raw or JPEG (named by the header's `enc`; avatars always travel raw, as the
+worker checks them against their content hash). Nothing is ever unpickled: a peer can at worst
+send bytes that fail validation, and such a message is dropped.
 """
 from __future__ import annotations
 
@@ -19,13 +20,12 @@ from ..predictor import FRAME_SIZE
 
 PROTOCOL_VERSION = 1
 MAX_HEADER_BYTES = 4096
-# A 256x256 RGB frame is 196,608 bytes raw; PNG and JPEG at quality 100 stay below that plus a little.
+# A 256x256 RGB frame is 196,608 bytes raw; JPEG at quality 100 stays below that.
 MAX_PAYLOAD_BYTES = 512 * 1024
 # ZeroMQ drops the connection of a peer that sends a bigger single part, before it is ever buffered whole.
 MAX_PART_BYTES = 2 * MAX_PAYLOAD_BYTES
 FRAME_SHAPE = (FRAME_SIZE, FRAME_SIZE, 3)
-ENCODINGS = ("raw", "jpeg", "png")
-FRAME_ENCODINGS = ("raw", "jpeg")
+ENCODINGS = ("raw", "jpeg")
 DEFAULT_JPEG_QUALITY = 90
 
 
@@ -56,7 +56,7 @@ SCHEMAS: dict[str, tuple[dict[str, tuple[type, ...]], bool | None]] = {
         True,
     ),
     # worker -> client
-    "welcome": ({"worker": (str,)}, False),
+    "welcome": ({}, False),
     "pong": ({}, False),
     "avatar_ok": ({"hash": (str,), "known": (bool,)}, False),
     "neutral_ok": ({"seq": _INT}, False),
@@ -83,20 +83,16 @@ class Message:
 
 
 def encode_image(image: np.ndarray, encoding: str, quality: int = DEFAULT_JPEG_QUALITY) -> bytes:
-    """A 256x256 RGB uint8 image as payload bytes: raw pixels, JPEG at `quality`, or lossless PNG."""
+    """A 256x256 RGB uint8 image as payload bytes: raw pixels or JPEG at `quality`."""
     if image.shape != FRAME_SHAPE or image.dtype != np.uint8:
         raise ValueError(f"expected a {FRAME_SHAPE} uint8 image, got {image.shape} {image.dtype}")
     if encoding == "raw":
         return np.ascontiguousarray(image).tobytes()
-    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    if encoding == "jpeg":
-        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    elif encoding == "png":
-        ok, data = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    else:
+    if encoding != "jpeg":
         raise ValueError(f"unknown image encoding {encoding!r}; expected one of {ENCODINGS}")
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
-        raise ValueError(f"OpenCV could not encode the image as {encoding}")
+        raise ValueError("OpenCV could not encode the image as JPEG")
     return data.tobytes()
 
 
@@ -106,13 +102,17 @@ def decode_image(encoding: str, payload: bytes) -> np.ndarray:
         if len(payload) != math.prod(FRAME_SHAPE):
             raise ProtocolError(f"raw image of {len(payload)} bytes, expected {math.prod(FRAME_SHAPE)}")
         return np.frombuffer(payload, dtype=np.uint8).reshape(FRAME_SHAPE).copy()
-    if encoding not in ENCODINGS:
+    if encoding != "jpeg":
         raise ProtocolError(f"unknown image encoding {encoding!r}")
-    decoded = cv2.imdecode(np.frombuffer(payload, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if decoded is None:
-        raise ProtocolError(f"undecodable {encoding} image")
-    if decoded.shape != FRAME_SHAPE:
-        raise ProtocolError(f"{encoding} image of shape {decoded.shape}, expected {FRAME_SHAPE}")
+    data = np.frombuffer(payload, dtype=np.uint8)
+    # A small JPEG can claim a huge size; decoding at 1/8 scale first (DCT scaling, cheap) checks the
+    # size while allocating at most 1/64 of what a full decode of a forged header would.
+    preview = cv2.imdecode(data, cv2.IMREAD_REDUCED_COLOR_8)
+    if preview is None or preview.shape != (FRAME_SIZE // 8, FRAME_SIZE // 8, 3):
+        raise ProtocolError(f"undecodable JPEG or not {FRAME_SIZE}x{FRAME_SIZE}")
+    decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if decoded is None or decoded.shape != FRAME_SHAPE:
+        raise ProtocolError(f"undecodable JPEG or not {FRAME_SIZE}x{FRAME_SIZE}")
     return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
 
@@ -153,7 +153,7 @@ def decode_message(parts: list[bytes]) -> Message:
     if with_payload is not None and (payload is not None) != with_payload:
         raise ProtocolError(f"{kind} message {'without' if with_payload else 'with'} a payload")
     if payload is not None:
-        allowed = ENCODINGS if kind == "avatar" else FRAME_ENCODINGS
+        allowed = ("raw",) if kind == "avatar" else ENCODINGS
         if header.get("enc") not in allowed:
             raise ProtocolError(f"{kind} payload encoding {header.get('enc')!r}, expected one of {allowed}")
     if kind == "predict" and not (math.isfinite(header["motion_strength"]) and 1 <= header["quality"] <= 100):

@@ -1,0 +1,341 @@
+"""The remote worker: serves the predictor to clients over a ZeroMQ ROUTER socket, one predictor state per client.
+
+Two threads share the work. The socket thread owns the socket: it validates every message, answers
+heartbeats at once (so a long model call never looks like a dead worker), queues the rest and
+forgets clients that went silent. The model thread takes everything queued at once, skips all but
+the newest frame of each client (answering `dropped` for the others) and runs the model.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import numpy as np
+import zmq
+from zmq.auth.thread import ThreadAuthenticator
+
+from ..errors import AvatarifyError
+from ..predictor import Predictor, content_key
+from .keys import ServerKeys
+from .protocol import MAX_PART_BYTES, Message, ProtocolError, decode_message, encode_image, encode_message
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BIND = "tcp://127.0.0.1:5557"
+# Clients send a heartbeat every half second; one silent this long has gone away.
+CLIENT_TIMEOUT = 10.0
+MAX_CLIENTS = 8
+AVATAR_CACHE_SIZE = 64
+MAX_QUEUED = 256
+POLL_MS = 250
+# Jobs for the model thread besides messages: forget a client, or stop.
+_EVICT = "evict"
+_STOP = "stop"
+_RESULTS_PIPE = "inproc://avatarify-worker-results-{}"
+
+
+class WorkerBindError(AvatarifyError):
+    """The worker may not listen on the requested address as configured."""
+
+
+def is_local_endpoint(endpoint: str) -> bool:
+    """Whether only this machine can reach `endpoint` (a loopback TCP address, ipc:// or inproc://)."""
+    parts = urlsplit(endpoint)
+    if parts.scheme in ("ipc", "inproc"):
+        return True
+    if parts.scheme != "tcp":
+        return False
+    host = parts.netloc.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # "*", an interface name or a host name: possibly reachable from elsewhere
+
+
+def check_bind(endpoint: str, keys: ServerKeys | None) -> None:
+    """Refuse to serve beyond this machine without authentication and encryption."""
+    if keys is None and not is_local_endpoint(endpoint):
+        raise WorkerBindError(
+            f"Refusing to listen on {endpoint} without keys: anyone who can reach it could use your GPU and see "
+            "your frames. Create keys with `avatarify worker keys` and pass --keys, or bind to "
+            "tcp://127.0.0.1:PORT and tunnel over SSH."
+        )
+
+
+@dataclass
+class ClientState:
+    """One client's predictor and which avatar (content hash) and neutral pose (client's number) it holds."""
+
+    predictor: Predictor
+    avatar: str | None = None
+    neutral: int | None = None
+
+
+@dataclass
+class WorkerCounters:
+    """What the worker has done since it started, for logs and tests."""
+
+    frames: int = 0
+    dropped_frames: int = 0
+    avatar_uploads: int = 0
+    rejected_messages: int = 0
+    clients: int = 0
+
+
+class Worker:
+    """Serves `predictor_factory()` predictors (sharing one model) to any number of clients over ZeroMQ."""
+
+    def __init__(
+        self,
+        predictor_factory: Callable[[], Predictor],
+        bind: str = DEFAULT_BIND,
+        keys: ServerKeys | None = None,
+        client_timeout: float = CLIENT_TIMEOUT,
+    ) -> None:
+        check_bind(bind, keys)
+        self.predictor_factory = predictor_factory
+        self.bind = bind
+        self.keys = keys
+        self.client_timeout = client_timeout
+        self.counters = WorkerCounters()
+        self._context = zmq.Context.instance()
+        self._jobs: queue.Queue[tuple[bytes, Message | str]] = queue.Queue(MAX_QUEUED)
+        self._clients: dict[bytes, ClientState] = {}
+        self._avatars: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._last_seen: dict[bytes, float] = {}
+        self.endpoint: str | None = None
+
+    def serve(self, stop: threading.Event | None = None) -> None:
+        """Serve until `stop` is set (or KeyboardInterrupt); clients may come and go meanwhile."""
+        stop = stop or threading.Event()
+        auth = None
+        router = self._context.socket(zmq.ROUTER)
+        router.linger = 0
+        router.setsockopt(zmq.MAXMSGSIZE, MAX_PART_BYTES)
+        pipe_address = _RESULTS_PIPE.format(uuid.uuid4().hex)
+        results = self._context.socket(zmq.PAIR)
+        results.bind(pipe_address)
+        model_thread = threading.Thread(target=self._run_model, args=(pipe_address,), name="worker-model", daemon=True)
+        try:
+            if self.keys is not None:
+                auth = ThreadAuthenticator(self._context, log=logging.getLogger(f"{__name__}.auth"))
+                auth.start()
+                auth.configure_curve(domain="*", location=str(self.keys.authorized_dir))
+                self.keys.apply(router)
+            try:
+                router.bind(self.bind)
+            except zmq.ZMQError as exc:
+                raise WorkerBindError(
+                    f"Cannot listen on {self.bind}: {exc}. Choose another --bind address or port."
+                ) from None
+            self.endpoint = router.get(zmq.LAST_ENDPOINT).decode()
+            model_thread.start()
+            log.info(
+                "Worker serving on %s (%s)", self.endpoint, "CurveZMQ keys" if self.keys else "no keys, local only"
+            )
+            poller = zmq.Poller()
+            poller.register(router, zmq.POLLIN)
+            poller.register(results, zmq.POLLIN)
+            while not stop.is_set():
+                events = dict(poller.poll(POLL_MS))
+                if results in events:
+                    self._forward_results(results, router)
+                if router in events:
+                    self._receive(router)
+                self._evict_silent_clients()
+        finally:
+            self._jobs.put((b"", _STOP))
+            if model_thread.is_alive():
+                model_thread.join(timeout=5)
+            counters = self.counters
+            if self.endpoint is not None:
+                log.info(
+                    "Worker stopped: %d frames for %d clients; %d stale frames skipped, %d avatars received, "
+                    "%d bad messages dropped",
+                    counters.frames,
+                    counters.clients,
+                    counters.dropped_frames,
+                    counters.avatar_uploads,
+                    counters.rejected_messages,
+                )
+            results.close(linger=0)
+            router.close(linger=0)
+            if auth is not None:
+                auth.stop()
+
+    # -- socket thread -----------------------------------------------------------------------------------
+
+    def _forward_results(self, results: zmq.Socket, router: zmq.Socket) -> None:
+        while True:
+            try:
+                parts = results.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            # A ROUTER silently discards messages to clients that have gone, so a vanished client costs nothing.
+            try:
+                router.send_multipart(parts, zmq.NOBLOCK)
+            except zmq.Again:
+                log.debug("Client %s is not reading; reply dropped", parts[0].hex())
+
+    def _receive(self, router: zmq.Socket) -> None:
+        for _ in range(MAX_QUEUED):
+            try:
+                frames = router.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            identity = frames[0].bytes
+            now = time.monotonic()
+            if identity not in self._last_seen:
+                log.info("Client %s connected from %s", identity.hex(), _peer_address(frames[0]))
+            self._last_seen[identity] = now
+            try:
+                message = decode_message([frame.bytes for frame in frames[1:]])
+            except ProtocolError as exc:
+                self._reject(identity, str(exc))
+                continue
+            if message.type == "hello":
+                router.send_multipart([identity, *encode_message("welcome", message.id)])
+            elif message.type == "ping":
+                router.send_multipart([identity, *encode_message("pong", message.id)])
+            elif message.type in ("avatar", "neutral", "predict"):
+                try:
+                    self._jobs.put_nowait((identity, message))
+                except queue.Full:
+                    self._reject(identity, "the worker's queue is full")
+            else:
+                self._reject(identity, f"{message.type} is not a request")
+
+    def _reject(self, identity: bytes, reason: str) -> None:
+        self.counters.rejected_messages += 1
+        log.warning("Dropped a message from client %s: %s", identity.hex(), reason)
+
+    def _evict_silent_clients(self) -> None:
+        deadline = time.monotonic() - self.client_timeout
+        for identity, seen in list(self._last_seen.items()):
+            if seen < deadline:
+                del self._last_seen[identity]
+                log.info("Client %s went silent; forgetting it", identity.hex())
+                self._jobs.put((identity, _EVICT))
+
+    # -- model thread ------------------------------------------------------------------------------------
+
+    def _run_model(self, pipe_address: str) -> None:
+        replies = self._context.socket(zmq.PAIR)
+        replies.connect(pipe_address)
+        try:
+            while True:
+                batch = [self._jobs.get()]
+                while True:
+                    try:
+                        batch.append(self._jobs.get_nowait())
+                    except queue.Empty:
+                        break
+                newest = {
+                    identity: i
+                    for i, (identity, job) in enumerate(batch)
+                    if isinstance(job, Message) and job.type == "predict"
+                }
+                for i, (identity, job) in enumerate(batch):
+                    if job == _STOP:
+                        return
+                    if job == _EVICT:
+                        self._clients.pop(identity, None)
+                        continue
+                    reply = self._handle(identity, job, stale=newest.get(identity, i) != i)
+                    if reply is not None:
+                        replies.send_multipart([identity, *reply])
+        finally:
+            replies.close(linger=0)
+
+    def _handle(self, identity: bytes, message: Message, stale: bool) -> list[bytes] | None:
+        try:
+            state = self._clients.get(identity)
+            if state is None:
+                if len(self._clients) >= MAX_CLIENTS:
+                    log.warning("Refused client %s: already serving %d clients", identity.hex(), MAX_CLIENTS)
+                    return encode_message(
+                        "error", message.id, code="busy", message="the worker is serving too many clients"
+                    )
+                state = self._clients[identity] = ClientState(self.predictor_factory())
+                self.counters.clients += 1
+            if message.type == "avatar":
+                return self._set_avatar(state, message)
+            if message.type == "neutral":
+                state.predictor.set_neutral(message.frame())
+                state.neutral = message.header["seq"]
+                return encode_message("neutral_ok", message.id, seq=state.neutral)
+            return self._predict(state, message, stale)
+        except ProtocolError as exc:
+            self._reject(identity, str(exc))
+        except Exception as exc:  # a failing model call must not stop the service for every client
+            log.exception("Request %s of client %s failed", message.type, identity.hex())
+            return encode_message("error", message.id, code="failed", message=f"{exc.__class__.__name__}: {exc}")
+        return None
+
+    def _set_avatar(self, state: ClientState, message: Message) -> list[bytes]:
+        key = message.header["hash"]
+        if message.payload is not None:
+            image = message.frame()
+            if content_key(image) != key:
+                raise ProtocolError("avatar image does not match its hash")
+            self._avatars[key] = image
+            self.counters.avatar_uploads += 1
+            log.info("Received avatar %s (%d bytes)", key[:12], len(message.payload))
+            while len(self._avatars) > AVATAR_CACHE_SIZE:
+                self._avatars.popitem(last=False)
+        image = self._avatars.get(key)
+        if image is None:
+            return encode_message("avatar_ok", message.id, hash=key, known=False)
+        self._avatars.move_to_end(key)
+        state.predictor.set_avatar(image)
+        state.avatar = key
+        return encode_message("avatar_ok", message.id, hash=key, known=True)
+
+    def _predict(self, state: ClientState, message: Message, stale: bool) -> list[bytes]:
+        header = message.header
+        predictor = state.predictor
+        if stale:
+            # A calibration frame sets the neutral pose even when a newer frame makes its picture useless.
+            if header["calibrate"]:
+                predictor.set_neutral(message.frame())
+                state.neutral = header["neutral"]
+            self.counters.dropped_frames += 1
+            return encode_message("dropped", message.id)
+        if state.avatar != header["avatar"]:
+            image = self._avatars.get(header["avatar"])
+            if image is None:
+                return encode_message("error", message.id, code="need_avatar", message="avatar not uploaded")
+            predictor.set_avatar(image)
+            state.avatar = header["avatar"]
+        if header["calibrate"]:
+            predictor.calibrate()
+        elif state.neutral != header["neutral"]:
+            return encode_message("error", message.id, code="need_neutral", message="neutral pose not sent")
+        frame = message.frame()
+        predictor.relative = header["relative"]
+        predictor.adapt_movement_scale = header["adapt_movement_scale"]
+        predictor.motion_strength = float(header["motion_strength"])
+        started = time.perf_counter()
+        prediction = predictor.predict(frame)
+        model_ms = (time.perf_counter() - started) * 1000.0
+        state.neutral = header["neutral"]
+        self.counters.frames += 1
+        payload = encode_image(prediction, header["enc"], header["quality"])
+        return encode_message("result", message.id, payload, model_ms=round(model_ms, 3), enc=header["enc"])
+
+
+def _peer_address(frame: zmq.Frame) -> str:
+    try:
+        return frame.get("Peer-Address")
+    except zmq.ZMQError:
+        return "an unknown address"

@@ -1,0 +1,114 @@
+"""Worker keys (`avatarify worker keys`) and the refusal to serve other machines without them."""
+from __future__ import annotations
+
+import stat
+
+import pytest
+import zmq.auth
+
+from avatarify.cli import main
+from avatarify.remote.keys import (
+    WorkerKeysError,
+    create_keys,
+    load_client_keys,
+    load_server_keys,
+)
+from avatarify.remote.worker import WorkerBindError, check_bind, is_local_endpoint
+
+
+def test_keys_command_creates_both_pairs_and_authorizes_the_client(tmp_path, capsys):
+    folder = tmp_path / "keys"
+    assert main(["worker", "keys", "--dir", str(folder)]) == 0
+    assert "Created" in capsys.readouterr().out
+    names = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    assert names == [
+        "authorized_clients/client.key",
+        "client.key",
+        "client.key_secret",
+        "server.key",
+        "server.key_secret",
+    ]
+    for secret in ("server.key_secret", "client.key_secret"):
+        assert stat.S_IMODE((folder / secret).stat().st_mode) == 0o600
+    assert (folder / "authorized_clients" / "client.key").read_bytes() == (folder / "client.key").read_bytes()
+    server, client = load_server_keys(folder), load_client_keys(folder)
+    assert client.server_public == server.public
+    assert zmq.auth.load_certificate(folder / "client.key")[0] == client.public
+    assert server.secret and client.secret and server.secret != client.secret
+
+
+def test_existing_keys_are_kept(tmp_path, capsys):
+    first = create_keys(tmp_path)
+    assert len(first) == 5
+    before = {p: p.read_bytes() for p in first}
+    assert create_keys(tmp_path) == []
+    assert {p: p.read_bytes() for p in first} == before
+    assert main(["worker", "keys", "--dir", str(tmp_path)]) == 0
+    assert "already exist" in capsys.readouterr().out
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".new-keys")]
+
+
+def test_a_lost_client_pair_is_made_again_and_authorized(tmp_path):
+    create_keys(tmp_path)
+    server_secret = (tmp_path / "server.key_secret").read_bytes()
+    (tmp_path / "client.key_secret").unlink()
+    written = sorted(str(p.relative_to(tmp_path)) for p in create_keys(tmp_path))
+    assert written == ["authorized_clients/client.key", "client.key", "client.key_secret"]
+    assert (tmp_path / "server.key_secret").read_bytes() == server_secret
+    assert (tmp_path / "authorized_clients" / "client.key").read_bytes() == (tmp_path / "client.key").read_bytes()
+
+
+def test_an_unwritable_folder_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    assert main(["worker", "keys", "--dir", str(tmp_path / "taken")]) == 2
+    assert capsys.readouterr().err.startswith(f"avatarify: error: Cannot write worker keys in {tmp_path / 'taken'}")
+
+
+def test_missing_keys_say_what_to_run(tmp_path):
+    with pytest.raises(WorkerKeysError, match="avatarify worker keys --dir"):
+        load_client_keys(tmp_path)
+    create_keys(tmp_path)
+    for public in (tmp_path / "authorized_clients").iterdir():
+        public.unlink()
+    with pytest.raises(WorkerKeysError, match="would accept nobody"):
+        load_server_keys(tmp_path)
+    (tmp_path / "server.key").write_text("not a key\n")
+    with pytest.raises(WorkerKeysError, match="server.key is unreadable"):
+        load_client_keys(tmp_path)
+    public_only = (tmp_path / "client.key").read_text()
+    (tmp_path / "client.key_secret").write_text(public_only)
+    with pytest.raises(WorkerKeysError, match="client.key_secret holds no key"):
+        load_client_keys(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "endpoint, local",
+    [
+        ("tcp://127.0.0.1:5557", True),
+        ("tcp://127.0.0.2:5557", True),
+        ("tcp://localhost:5557", True),
+        ("tcp://[::1]:5557", True),
+        ("ipc:///tmp/avatarify-worker", True),
+        ("tcp://0.0.0.0:5557", False),
+        ("tcp://*:5557", False),
+        ("tcp://192.168.1.20:5557", False),
+        ("tcp://eth0:5557", False),
+        ("tcp://gpu-host.example.com:5557", False),
+        ("pgm://239.192.1.1:5555", False),
+    ],
+)
+def test_only_loopback_counts_as_local(endpoint, local):
+    assert is_local_endpoint(endpoint) is local
+
+
+def test_binding_beyond_loopback_needs_keys(tmp_path, capsys):
+    check_bind("tcp://127.0.0.1:5557", None)
+    with pytest.raises(WorkerBindError, match="without keys"):
+        check_bind("tcp://0.0.0.0:5557", None)
+    create_keys(tmp_path)
+    check_bind("tcp://0.0.0.0:5557", load_server_keys(tmp_path))
+    # Refused before any model is loaded: the checkpoint given does not even exist.
+    assert main(["worker", "--bind", "tcp://*:5557", "--checkpoint", str(tmp_path / "none.pth")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("avatarify: error: Refusing to listen on tcp://*:5557 without keys")
+    assert len(err.splitlines()) == 1

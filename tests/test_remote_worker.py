@@ -1,0 +1,441 @@
+"""The remote worker end to end: a worker process serving real clients over real sockets on 127.0.0.1."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import zmq
+
+from avatarify.engine import add_model_arguments, predictor_from_args
+from avatarify.errors import AvatarifyError
+from avatarify.images import read_image
+from avatarify.predictor import Predictor, prepare_frame
+from avatarify.remote.client import UNREACHABLE, RemotePredictor, WorkerRefusedError
+from avatarify.remote.keys import create_keys, load_client_keys
+from avatarify.remote.protocol import decode_image, encode_image, encode_message
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# Generous limits that only guard against hangs; nothing here measures speed.
+START_TIMEOUT = 120.0
+LOG_TIMEOUT = 60.0
+FRAME_COUNT = 6
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class WorkerProcess:
+    """`python -m avatarify worker` on a loopback port, its output collected in a log file."""
+
+    def __init__(self, golden_dir: Path, port: int, log_path: Path, *options: str) -> None:
+        self.address = f"tcp://127.0.0.1:{port}"
+        self.log_path = log_path
+        command = [
+            sys.executable, "-m", "avatarify", "worker", "--bind", self.address, "--device", "cpu",
+            "--checkpoint", str(golden_dir / "checkpoint.pth.tar"), "--config", str(golden_dir / "config.yaml"),
+            *options,
+        ]  # fmt: skip
+        with open(log_path, "ab") as log:
+            self.process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, count: int = 1, timeout: float = LOG_TIMEOUT) -> str:
+        deadline = time.monotonic() + timeout
+        while self.log().count(text) < count:
+            assert self.process.poll() is None, f"worker exited:\n{self.log()}"
+            assert time.monotonic() < deadline, f"no {text!r} x{count} in the worker log:\n{self.log()}"
+            time.sleep(0.05)
+        return self.log()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def start_worker(golden_dir, tmp_path):
+    """Start worker processes (port, extra options); all are killed after the test."""
+    started: list[WorkerProcess] = []
+
+    def start(port: int | None = None, *options: str) -> WorkerProcess:
+        port = port or free_port()
+        worker = WorkerProcess(golden_dir, port, tmp_path / f"worker-{port}.log", *options)
+        started.append(worker)
+        worker.wait_for_log("Worker serving on", timeout=START_TIMEOUT)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.kill()
+
+
+@pytest.fixture(scope="module")
+def shared_worker(golden_dir, tmp_path_factory):
+    """One worker for the tests that do not stop it; it forgets silent clients after 2 s."""
+    port = free_port()
+    worker = WorkerProcess(golden_dir, port, tmp_path_factory.mktemp("worker") / "worker.log", "--client-timeout", "2")
+    worker.wait_for_log("Worker serving on", timeout=START_TIMEOUT)
+    yield worker
+    worker.kill()
+
+
+@pytest.fixture(scope="module")
+def frames(driving_video) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(driving_video))
+    result = []
+    while len(result) < FRAME_COUNT:
+        ok, frame = capture.read()
+        assert ok, "the driving video has too few frames"
+        result.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    capture.release()
+    return result
+
+
+@pytest.fixture(scope="module")
+def avatars(avatars_dir) -> dict[str, np.ndarray]:
+    return {name: read_image(avatars_dir / f"{name}.jpg") for name in ("mona", "einstein", "obama")}
+
+
+def connect(worker: WorkerProcess, **options) -> RemotePredictor:
+    options.setdefault("encoding", "raw")
+    options.setdefault("connect_timeout", START_TIMEOUT)
+    predictor = RemotePredictor(worker.address, **options)
+    assert predictor.wait_until_connected(START_TIMEOUT), predictor.state
+    return predictor
+
+
+def animate(predictor, avatar: np.ndarray, frames: list[np.ndarray]) -> list[np.ndarray]:
+    """The same calls a session makes: poses, controls and neutral poses changing along the way."""
+    predictor.set_avatar(avatar)
+    outputs = [predictor.predict(frame) for frame in frames[:3]]
+    predictor.relative = False
+    outputs.append(predictor.predict(frames[3]))
+    predictor.relative, predictor.motion_strength = True, 0.5
+    outputs.append(predictor.predict(frames[4]))
+    predictor.set_neutral(frames[1])
+    outputs.append(predictor.predict(frames[5]))
+    predictor.calibrate()
+    predictor.adapt_movement_scale, predictor.motion_strength = False, 1.0
+    outputs += [predictor.predict(frames[2]), predictor.predict(frames[4])]
+    return outputs
+
+
+def test_raw_round_trip_equals_the_local_predictor(shared_worker, small_model, frames, avatars):
+    local = animate(Predictor(small_model), avatars["mona"], frames)
+    parser = argparse.ArgumentParser()
+    add_model_arguments(parser)
+    args = parser.parse_args(["--worker", shared_worker.address, "--worker-transport", "raw"])
+    remote = predictor_from_args(args)
+    assert isinstance(remote, RemotePredictor)
+    try:
+        outputs = animate(remote, avatars["mona"], frames)
+        stats = remote.stats()
+    finally:
+        remote.close()
+    assert len(outputs) == len(local)
+    for mine, theirs in zip(outputs, local, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    assert stats.frames == len(local) and stats.passthrough_frames == 0
+    assert stats.bytes_per_frame == 2 * 256 * 256 * 3
+    assert stats.round_trip_ms >= stats.worker_ms > 0
+
+
+class JpegLinkPredictor(Predictor):
+    """The local predictor behind the JPEG coding the remote path applies to frames, both ways."""
+
+    quality = 90
+
+    def jpeg(self, frame: np.ndarray) -> np.ndarray:
+        return decode_image("jpeg", encode_image(prepare_frame(frame), "jpeg", self.quality))
+
+    def set_neutral(self, frame: np.ndarray) -> None:
+        super().set_neutral(self.jpeg(frame))
+
+    def predict(self, frame: np.ndarray) -> np.ndarray:
+        return self.jpeg(super().predict(self.jpeg(frame)))
+
+
+def test_jpeg_round_trip_differs_from_local_only_by_jpeg(shared_worker, small_model, frames, avatars):
+    local = animate(Predictor(small_model), avatars["obama"], frames)
+    through_jpeg = animate(JpegLinkPredictor(small_model), avatars["obama"], frames)
+    with connect(shared_worker, encoding="jpeg", jpeg_quality=JpegLinkPredictor.quality) as remote:
+        outputs = animate(remote, avatars["obama"], frames)
+        stats = remote.stats()
+    for mine, theirs, exact in zip(outputs, through_jpeg, local, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+        # The small test model magnifies the JPEG noise of its input; the full model far less so.
+        assert 0 < np.abs(mine.astype(int) - exact).mean() < 16
+    assert stats.bytes_per_frame < 256 * 256 * 3 / 2
+
+
+def test_bad_worker_options_are_one_line_errors():
+    parser = argparse.ArgumentParser()
+    add_model_arguments(parser)
+    for options, message in (
+        (["--worker", "127.0.0.1:5557"], "tcp://HOST:PORT"),
+        (["--worker", "tcp://127.0.0.1:5557", "--worker-jpeg-quality", "0"], "from 1 to 100"),
+    ):
+        with pytest.raises(AvatarifyError, match=message):
+            predictor_from_args(parser.parse_args(options))
+
+
+def test_two_clients_with_different_avatars_at_once(shared_worker, small_model, frames, avatars):
+    locals_ = {name: Predictor(small_model) for name in ("mona", "einstein")}
+    with connect(shared_worker) as first, connect(shared_worker) as second:
+        remotes = {"mona": first, "einstein": second}
+        for name in remotes:
+            locals_[name].set_avatar(avatars[name])
+            remotes[name].set_avatar(avatars[name])
+        for frame in frames[:4]:
+            for name in ("einstein", "mona"):
+                np.testing.assert_array_equal(remotes[name].predict(frame), locals_[name].predict(frame))
+
+
+def test_switching_back_to_an_avatar_costs_no_upload(shared_worker, small_model, frames, avatars):
+    # Mirrored pictures: avatars no other test has sent to this worker.
+    first, second = (np.ascontiguousarray(avatars[name][:, ::-1]) for name in ("einstein", "obama"))
+    before = shared_worker.log().count("Received avatar")
+    local = Predictor(small_model)
+    with connect(shared_worker) as remote:
+        for image in (first, second, first, second, first):
+            local.set_avatar(image)
+            remote.set_avatar(image)
+            np.testing.assert_array_equal(remote.predict(frames[1]), local.predict(frames[1]))
+        assert remote.stats().avatar_uploads == 2
+    # Another client (or this one after a reconnect) finds both in the worker's cache.
+    local = Predictor(small_model)
+    with connect(shared_worker) as remote:
+        for image in (second, first):
+            local.set_avatar(image)
+            remote.set_avatar(image)
+            np.testing.assert_array_equal(remote.predict(frames[2]), local.predict(frames[2]))
+        assert remote.stats().avatar_uploads == 0
+    assert shared_worker.log().count("Received avatar") == before + 2
+
+
+def test_results_never_go_back_in_time(shared_worker, small_model, frames, avatars):
+    """With no time to wait, frames pile up and the worker skips stale ones; what comes back only moves forward."""
+    local = Predictor(small_model)
+    local.set_avatar(avatars["mona"])
+    expected = [local.predict(frame) for frame in frames]
+    with connect(shared_worker, frame_timeout=0.0) as remote:
+        remote.set_avatar(avatars["mona"])
+        shown = []
+        for frame in frames:
+            for _ in range(4):
+                output = remote.predict(frame)
+                matches = [i for i, candidate in enumerate(expected) if np.array_equal(output, candidate)]
+                if matches:
+                    shown.append(matches[0])
+                else:
+                    np.testing.assert_array_equal(output, prepare_frame(frame))
+        deadline = time.monotonic() + LOG_TIMEOUT
+        while not shown or shown[-1] != len(frames) - 1:
+            assert time.monotonic() < deadline, f"the last frame's result never came: {shown}"
+            output = remote.predict(frames[-1])
+            shown += [i for i, candidate in enumerate(expected) if np.array_equal(output, candidate)]
+        stats = remote.stats()
+    assert shown == sorted(shown)
+    assert stats.frames + stats.dropped_frames >= len(set(shown))
+
+
+def test_garbage_and_oversized_messages_are_dropped(shared_worker, small_model, frames, avatars):
+    context = zmq.Context.instance()
+    rogue = context.socket(zmq.DEALER)
+    rogue.linger = 0
+    rogue.connect(shared_worker.address)
+    frame = prepare_frame(frames[0])
+    bad = [
+        ([b"\xff\xfe\x00 garbage"], "header is not JSON"),
+        ([b'{"v": 1, "type": "reboot", "id": 1}'], "unknown message type 'reboot'"),
+        ([b'{"v": 1, "type": "ping", "id": 1}', b"", b""], "3 message parts"),
+        (encode_message("neutral", 2, bytes(1000), seq=1, enc="raw"), "raw image of 1000 bytes"),
+        (encode_message("neutral", 3, bytes(600 * 1024), seq=1, enc="raw"), "oversized payload"),
+        (encode_message("avatar", 4, encode_image(frame, "raw"), hash="0" * 32, enc="raw"), "does not match its hash"),
+        (encode_message("result", 5, encode_image(frame, "raw"), model_ms=1.0, enc="raw"), "result is not a request"),
+    ]
+    before = shared_worker.log().count("Dropped a message")
+    for parts, _ in bad:
+        rogue.send_multipart(parts)
+    log = shared_worker.wait_for_log("Dropped a message", count=before + len(bad))
+    for _, reason in bad:
+        assert reason in log
+    # A single part over the transport limit makes ZeroMQ drop that connection, unread.
+    rogue.send_multipart([b'{"v": 1, "type": "ping", "id": 9}', bytes(4 * 1024 * 1024)])
+    rogue.close()
+
+    local = Predictor(small_model)
+    local.set_avatar(avatars["mona"])
+    with connect(shared_worker) as remote:
+        remote.set_avatar(avatars["mona"])
+        for frame in frames[:3]:
+            np.testing.assert_array_equal(remote.predict(frame), local.predict(frame))
+    assert shared_worker.process.poll() is None
+
+
+CLIENT_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from avatarify.remote.client import RemotePredictor
+
+    predictor = RemotePredictor(sys.argv[1], encoding="raw", connect_timeout=120)
+    rng = np.random.default_rng(0)
+    predictor.set_avatar(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8))
+    while True:
+        predictor.predict(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8))
+        if predictor.stats().frames == 2:
+            print("streaming", flush=True)
+    """
+)
+
+
+def test_worker_survives_clients_that_vanish(shared_worker, small_model, frames, avatars):
+    client = subprocess.Popen(
+        [sys.executable, "-c", CLIENT_SCRIPT, shared_worker.address], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert client.stdout.readline().strip() == "streaming"
+    finally:
+        client.send_signal(signal.SIGKILL)
+        client.wait(timeout=30)
+    # A client that asks for a frame and disappears before the answer.
+    rogue = zmq.Context.instance().socket(zmq.DEALER)
+    rogue.connect(shared_worker.address)
+    fields = dict(avatar="0" * 32, neutral=1, calibrate=True, relative=True, adapt_movement_scale=True)
+    rogue.send_multipart(
+        encode_message("predict", 1, encode_image(prepare_frame(frames[0]), "raw"), enc="raw", quality=90,
+                       motion_strength=1.0, **fields)
+    )  # fmt: skip
+    rogue.close(linger=1000)
+
+    before = shared_worker.log().count("went silent")
+    shared_worker.wait_for_log("went silent", count=before + 2)
+    local = Predictor(small_model)
+    local.set_avatar(avatars["obama"])
+    with connect(shared_worker) as remote:
+        remote.set_avatar(avatars["obama"])
+        np.testing.assert_array_equal(remote.predict(frames[3]), local.predict(frames[3]))
+
+
+def test_worker_absent_killed_and_restarted(start_worker, small_model, frames, avatars):
+    port = free_port()
+    remote = RemotePredictor(f"tcp://127.0.0.1:{port}", encoding="raw", connect_timeout=0.1)
+    try:
+        # No worker yet: the camera image comes back, resized, and nothing blocks for long.
+        remote.set_avatar(avatars["mona"])
+        deadline = time.monotonic() + LOG_TIMEOUT
+        while remote.state != UNREACHABLE:
+            assert time.monotonic() < deadline, remote.state
+            np.testing.assert_array_equal(remote.predict(frames[0]), prepare_frame(frames[0]))
+        assert remote.stats().passthrough_frames > 0
+
+        local = Predictor(small_model)
+        local.set_avatar(avatars["mona"])
+        worker = start_worker(port)
+        assert remote.wait_until_connected(START_TIMEOUT), remote.state
+        for frame in frames[:3]:
+            np.testing.assert_array_equal(remote.predict(frame), local.predict(frame))
+
+        worker.kill()
+        deadline = time.monotonic() + LOG_TIMEOUT
+        while remote.state != UNREACHABLE:
+            assert time.monotonic() < deadline, remote.state
+            remote.predict(frames[3])
+        np.testing.assert_array_equal(remote.predict(frames[3]), prepare_frame(frames[3]))
+
+        start_worker(port)
+        assert remote.wait_until_connected(START_TIMEOUT), remote.state
+        # The new worker gets the avatar and the neutral pose back: results continue exactly.
+        for frame in frames[3:]:
+            np.testing.assert_array_equal(remote.predict(frame), local.predict(frame))
+        assert remote.stats().avatar_uploads == 2
+    finally:
+        remote.close()
+
+
+def test_a_frozen_worker_is_noticed_by_heartbeats_and_resumes(start_worker, small_model, frames, avatars):
+    """A stopped process keeps its connections open: only the missing heartbeat answers tell."""
+    worker = start_worker()
+    local = Predictor(small_model)
+    local.set_avatar(avatars["einstein"])
+    with connect(worker) as remote:
+        remote.set_avatar(avatars["einstein"])
+        np.testing.assert_array_equal(remote.predict(frames[0]), local.predict(frames[0]))
+        worker.process.send_signal(signal.SIGSTOP)
+        try:
+            deadline = time.monotonic() + LOG_TIMEOUT
+            while remote.state != UNREACHABLE:
+                assert time.monotonic() < deadline, remote.state
+                remote.predict(frames[1])
+            np.testing.assert_array_equal(remote.predict(frames[1]), prepare_frame(frames[1]))
+            assert remote.device_name == f"remote {worker.address} (worker unreachable)"
+        finally:
+            worker.process.send_signal(signal.SIGCONT)
+        assert remote.wait_until_connected(START_TIMEOUT), remote.state
+        for frame in frames[1:3]:
+            np.testing.assert_array_equal(remote.predict(frame), local.predict(frame))
+        assert remote.stats().passthrough_frames > 0
+        assert remote.device_name == f"remote {worker.address}"
+
+
+def test_worker_with_keys_accepts_only_authorized_clients(start_worker, tmp_path, small_model, frames, avatars):
+    create_keys(tmp_path / "worker")
+    create_keys(tmp_path / "stranger")
+    worker = start_worker(None, "--keys", str(tmp_path / "worker"))
+    good = load_client_keys(tmp_path / "worker")
+    stranger = load_client_keys(tmp_path / "stranger")
+    cases = [
+        (dataclasses.replace(stranger, server_public=good.server_public), "does not accept this client's key"),
+        (None, "requires keys"),
+        (stranger, "is not the server.key in your keys folder"),
+    ]
+    for keys, message in cases:
+        with pytest.raises(WorkerRefusedError, match=message):
+            RemotePredictor(worker.address, keys=keys, connect_timeout=START_TIMEOUT)
+
+    local = Predictor(small_model)
+    local.set_avatar(avatars["einstein"])
+    with connect(worker, keys=good) as remote:
+        remote.set_avatar(avatars["einstein"])
+        for frame in frames[:2]:
+            np.testing.assert_array_equal(remote.predict(frame), local.predict(frame))
+    assert worker.process.poll() is None
+
+
+def test_client_with_keys_is_told_when_the_worker_has_none(shared_worker, tmp_path):
+    create_keys(tmp_path)
+    with pytest.raises(WorkerRefusedError, match="does not use keys|runs without keys"):
+        RemotePredictor(shared_worker.address, keys=load_client_keys(tmp_path), connect_timeout=START_TIMEOUT)
+
+
+def test_cli_refuses_a_worker_that_wants_keys_in_one_line(start_worker, tmp_path, avatar_path, driving_video):
+    create_keys(tmp_path / "worker")
+    worker = start_worker(None, "--keys", str(tmp_path / "worker"))
+    result = subprocess.run(
+        [sys.executable, "-m", "avatarify", "animate", str(avatar_path), str(driving_video),
+         "-o", str(tmp_path / "out.mp4"), "--worker", worker.address],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=START_TIMEOUT,
+    )  # fmt: skip
+    assert result.returncode == 2
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith(f"avatarify: error: The worker at {worker.address} ")
+    assert "requires keys" in last_line and "--worker-keys" in last_line
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out.mp4").exists()
