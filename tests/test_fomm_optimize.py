@@ -79,3 +79,19 @@ def test_explicit_precisions_and_bad_value():
     assert generator.decoder_dtype == torch.bfloat16
     with pytest.raises(ValueError, match="precision"):
         enable_fast_paths(kp_detector, generator, "int4")
+
+
+def test_merged_heads_and_small_map_conv_match_the_originals():
+    torch.manual_seed(3)
+    from avatarify.fomm.optimize import MergedHeads, SmallMapConv2d
+
+    mask, occlusion = nn.Conv2d(12, 5, 7, padding=3), nn.Conv2d(12, 1, 7, padding=3)
+    features = torch.randn(1, 12, 16, 16)
+    with torch.no_grad():
+        merged_mask, merged_occlusion = MergedHeads(mask, occlusion)(features)
+        torch.testing.assert_close(merged_mask, mask(features), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(merged_occlusion, occlusion(features), atol=1e-5, rtol=1e-5)
+        conv = nn.Conv2d(64, 16, 3, padding=1)
+        for size in (4, 8, 12):  # 12x12 is above the matrix-product threshold: the plain conv runs
+            x = torch.randn(1, 64, size, size)
+            torch.testing.assert_close(SmallMapConv2d(conv)(x), conv(x), atol=1e-5, rtol=1e-5)

@@ -34,6 +34,8 @@ class DenseMotionNetwork(nn.Module):
         self.kp_variance = kp_variance
         self.align_corners = align_corners
         self.down = AntiAliasInterpolation2d(num_channels, scale_factor) if scale_factor != 1 else None
+        # Set by avatarify.fomm.optimize: one conv computing both heads.
+        self.merged_heads: nn.Module | None = None
 
     def downsample(self, source_image: torch.Tensor) -> torch.Tensor:
         """The resolution the motion is estimated at; depends on the source only, so callers may cache it."""
@@ -69,12 +71,20 @@ class DenseMotionNetwork(nn.Module):
         ).view(n, k1, c, h, w)
 
         features = self.hourglass(torch.cat([heatmap, sparse_deformed], dim=2).view(n, -1, h, w))
-        mask = F.softmax(self.mask(features), dim=1)
+        mask_logits, occlusion_logits = self.heads(features)
+        mask = F.softmax(mask_logits, dim=1)
         deformation = (motions * mask.unsqueeze(-1)).sum(dim=1)
         out = {"sparse_deformed": sparse_deformed, "mask": mask, "deformation": deformation}
-        if self.occlusion is not None:
-            out["occlusion_map"] = torch.sigmoid(self.occlusion(features))
+        if occlusion_logits is not None:
+            out["occlusion_map"] = torch.sigmoid(occlusion_logits)
         return out
+
+    def heads(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Mask logits (N x K+1 x H x W) and occlusion logits (N x 1 x H x W, or None)."""
+        if self.merged_heads is not None:
+            return self.merged_heads(features)
+        occlusion = self.occlusion(features) if self.occlusion is not None else None
+        return self.mask(features), occlusion
 
     def forward(self, source_image: torch.Tensor, kp_driving: Keypoints, kp_source: Keypoints) -> dict[str, torch.Tensor]:
         return self.forward_downsampled(self.downsample(source_image), kp_driving, kp_source)
