@@ -5,6 +5,9 @@ import argparse
 from pathlib import Path
 
 from .engine import add_model_arguments
+from .errors import AvatarifyError
+
+WORKER_WAIT_S = 5.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,6 +38,10 @@ def run(args: argparse.Namespace) -> int:
     avatar = read_image(args.avatar)
     info = probe_video(args.driving_video)
     predictor = predictor_from_args(args, relative=not args.absolute, adapt_movement_scale=not args.no_adapt_scale)
+    # A live session may show the camera while a worker is away; a rendered file must not contain such frames.
+    if getattr(args, "worker", None) and not predictor.wait_until_connected(WORKER_WAIT_S):
+        predictor.close()
+        raise AvatarifyError(f"The worker at {args.worker} does not answer; start `avatarify worker` there or check the address.")
     written = animate_video(
         predictor, avatar, info, output, crop_driving=not args.no_crop, side_by_side=args.side_by_side
     )

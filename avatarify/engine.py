@@ -1,21 +1,29 @@
-"""Assembling a ready predictor from the user's model options (checkpoint, config, device)."""
+"""Assembling a ready predictor from the user's model options (checkpoint, config, device).
+
+torch is imported only when a predictor is built, so that defining the options keeps `--help` fast.
+"""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .device import select_device
-from .fomm import DEFAULT_CONFIG, load_model
-from .predictor import AvatarPredictor, Predictor
-from .weights import find_checkpoint
+if TYPE_CHECKING:
+    from .predictor import AvatarPredictor, Predictor
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, remote: bool = True) -> None:
     """The options every command that runs the model shares (with `remote`, also --worker and its options)."""
     group = parser.add_argument_group("model")
     group.add_argument("--checkpoint", type=Path, help="FOMM checkpoint (default: looked up, see README)")
-    group.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="FOMM config YAML (default: vox-256)")
+    group.add_argument("--config", type=Path, help="FOMM config YAML (default: the bundled vox-256.yaml)")
     group.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:1, mps")
+    group.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        default="auto",
+        help="number type of the decoder: auto picks bf16 on CPUs that have it, fp16 on CUDA, else fp32",
+    )
     if remote:
         from .remote.cli import add_client_arguments
 
@@ -24,14 +32,20 @@ def add_model_arguments(parser: argparse.ArgumentParser, remote: bool = True) ->
 
 def create_predictor(
     checkpoint: Path | None = None,
-    config: Path = DEFAULT_CONFIG,
+    config: Path | None = None,
     device: str = "auto",
     relative: bool = True,
     adapt_movement_scale: bool = True,
+    precision: str = "auto",
 ) -> Predictor:
-    """A local predictor with the checkpoint found by the usual lookup order."""
+    """A local predictor with the checkpoint found by the usual lookup order (config None: vox-256)."""
+    from .device import select_device
+    from .fomm import load_model
+    from .predictor import Predictor
+    from .weights import find_checkpoint
+
     model = load_model(config, find_checkpoint(checkpoint), device=select_device(device))
-    return Predictor(model, relative=relative, adapt_movement_scale=adapt_movement_scale)
+    return Predictor(model, relative=relative, adapt_movement_scale=adapt_movement_scale, precision=precision)
 
 
 def predictor_from_args(
@@ -42,4 +56,6 @@ def predictor_from_args(
         from .remote.cli import remote_predictor_from_args
 
         return remote_predictor_from_args(args, relative, adapt_movement_scale)
-    return create_predictor(args.checkpoint, args.config, args.device, relative, adapt_movement_scale)
+    return create_predictor(
+        args.checkpoint, args.config, args.device, relative, adapt_movement_scale, getattr(args, "precision", "auto")
+    )

@@ -12,7 +12,6 @@ import numpy as np
 
 from ..device import CPU_WARNING
 from ..engine import create_predictor, predictor_from_args
-from ..fomm import DEFAULT_CONFIG
 from ..pipeline.camera import CameraError, CameraInfo, FrameSource, list_cameras, open_source
 from ..pipeline.vcam import VirtualCameraOutput
 from ..predictor import AvatarPredictor
@@ -29,7 +28,7 @@ CAMERA_RETRY_INTERVAL = 2.0
 class ModelOptions:
     """Model options given on the command line; they win over the settings for this session."""
 
-    config: Path = DEFAULT_CONFIG
+    config: Path | None = None  # None: the bundled vox-256 config
     checkpoint: Path | None = None
     device: str | None = None
     remote: argparse.Namespace | None = None  # the --worker options, when a remote worker runs the model

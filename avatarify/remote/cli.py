@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from ..engine import add_model_arguments
 from ..errors import AvatarifyError
-from .worker import CLIENT_TIMEOUT, DEFAULT_BIND
+from . import CLIENT_TIMEOUT, DEFAULT_BIND
 
 # Stands for "the default keys folder" until a handler resolves it (resolving needs zmq and platformdirs).
 DEFAULT_KEYS = "default"

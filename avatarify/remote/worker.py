@@ -24,14 +24,12 @@ from zmq.auth.thread import ThreadAuthenticator
 
 from ..errors import AvatarifyError
 from ..predictor import Predictor, content_key
+from . import CLIENT_TIMEOUT, DEFAULT_BIND
 from .keys import ServerKeys
 from .protocol import MAX_PART_BYTES, Message, ProtocolError, decode_message, encode_image, encode_message
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BIND = "tcp://127.0.0.1:5557"
-# Clients send a heartbeat every half second; one silent this long has gone away.
-CLIENT_TIMEOUT = 10.0
 MAX_CLIENTS = 8
 AVATAR_CACHE_SIZE = 64
 MAX_QUEUED = 256
