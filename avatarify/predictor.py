@@ -102,6 +102,16 @@ class Predictor:
         """The current avatar as the 256x256 RGB image the model sees."""
         return None if self._avatar is None else self._avatar.image
 
+    @property
+    def neutral_keypoints(self) -> Keypoints | None:
+        """Keypoints of the neutral pose, or None until the next frame sets it."""
+        return self._kp_neutral
+
+    @property
+    def cached_avatars(self) -> int:
+        """How many avatar encodings are kept for instant switching."""
+        return len(self._avatars)
+
     def to_tensor(self, frame: np.ndarray) -> torch.Tensor:
         """A 256x256 RGB uint8 frame as a 1 x 3 x 256 x 256 float tensor in [0, 1] on the model's device."""
         tensor = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device)

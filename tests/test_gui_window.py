@@ -203,12 +203,12 @@ def test_reload_hotkey_finds_new_files(qtbot, make_window, library: AvatarLibrar
 
 def test_calibrate_hotkeys_reset_the_neutral_pose(qtbot, make_window, small_predictor) -> None:
     window = make_window(predictor=small_predictor, start=True)
-    qtbot.waitUntil(lambda: small_predictor._kp_neutral is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: small_predictor.neutral_keypoints is not None, timeout=30_000)
     for key in ("C", "X"):
-        neutral = small_predictor._kp_neutral
+        neutral = small_predictor.neutral_keypoints
         press(qtbot, window, key)
         # The next frame the model sees becomes the new neutral pose.
-        qtbot.waitUntil(lambda: small_predictor._kp_neutral is not None and small_predictor._kp_neutral is not neutral,
+        qtbot.waitUntil(lambda: small_predictor.neutral_keypoints is not None and small_predictor.neutral_keypoints is not neutral,
                         timeout=30_000)
 
 

@@ -155,10 +155,10 @@ def test_whole_pipeline_with_every_control(
         # Switching back to an avatar used before reuses its cached keypoints and encoding.
         eventually(lambda: np.array_equal(small_predictor.avatar, prepare_frame(library.image(len(library) - 1))),
                    "the last avatar in the predictor")
-        cached = len(small_predictor._avatars)
+        cached = small_predictor.cached_avatars
         pipeline.select_avatar(2)
         eventually(lambda: np.array_equal(small_predictor.avatar, expected), "avatar 2 again")
-        assert len(small_predictor._avatars) == cached
+        assert small_predictor.cached_avatars == cached
         pipeline.select_avatar(len(library) - 1)
 
         # Reloading picks up a new picture in the user folder and keeps the current avatar.
@@ -173,10 +173,10 @@ def test_whole_pipeline_with_every_control(
         )
 
         # Calibrate: the next frame becomes the neutral pose.
-        neutral = small_predictor._kp_neutral
+        neutral = small_predictor.neutral_keypoints
         pipeline.calibrate()
         eventually(
-            lambda: small_predictor._kp_neutral is not None and small_predictor._kp_neutral is not neutral,
+            lambda: small_predictor.neutral_keypoints is not None and small_predictor.neutral_keypoints is not neutral,
             "a new neutral pose",
         )
 
@@ -253,12 +253,12 @@ def test_whole_pipeline_with_every_control(
         pipeline.set_show_landmarks(False)
 
         # Find best frame: a pose score appears and the predictor's neutral pose is replaced.
-        neutral = small_predictor._kp_neutral
+        neutral = small_predictor.neutral_keypoints
         pipeline.set_find_best_frame(True)
         eventually(lambda: pipeline.stats().best_frame_score is not None, "a best-frame score")
         score = pipeline.stats().best_frame_score
         assert 0.0 < score <= 1.0
-        assert small_predictor._kp_neutral is not neutral
+        assert small_predictor.neutral_keypoints is not neutral
         pipeline.set_find_best_frame(False)
         assert pipeline.stats().best_frame_score is None
 

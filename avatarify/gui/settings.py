@@ -4,14 +4,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import platformdirs
+
+from ..files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -116,13 +116,4 @@ class SettingsStore:
             log.warning("Kept the unreadable settings file as %s.", self.backup_path)
         self._unreadable = False
         text = json.dumps(dataclasses.asdict(settings), indent=2, sort_keys=True) + "\n"
-        fd, temp_name = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp_name, self.path)
-        except BaseException:
-            Path(temp_name).unlink(missing_ok=True)
-            raise
+        write_atomically(self.path, text.encode("utf-8"))

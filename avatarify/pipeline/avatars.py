@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import cv2
@@ -12,6 +10,7 @@ import numpy as np
 import platformdirs
 
 from ..errors import InputError
+from ..files import write_atomically
 from ..images import read_image, to_rgb_uint8
 
 log = logging.getLogger(__name__)
@@ -100,17 +99,10 @@ class AvatarLibrary:
         folder.mkdir(parents=True, exist_ok=True)
         stem = safe_file_stem(name)
         target = self._reserve(folder, stem)
-        tmp_path: Path | None = None
         try:
-            handle, tmp_name = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".png")
-            tmp_path = Path(tmp_name)
-            with os.fdopen(handle, "wb") as tmp:
-                tmp.write(encoded.tobytes())
-            os.replace(tmp_path, target)
+            write_atomically(target, encoded.tobytes())
         except BaseException:
-            if tmp_path is not None:
-                tmp_path.unlink(missing_ok=True)
-            target.unlink(missing_ok=True)
+            target.unlink(missing_ok=True)  # the name reserved above
             raise
         log.info("Saved avatar %s", target)
         self.reload()
