@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .fomm import FOMM, SourceEncoding
-from .fomm.motion import Keypoints, normalize_kp
+from .fomm.motion import Keypoints, movement_scale, relative_keypoints
 from .fomm.optimize import enable_fast_paths
 from .images import center_square, resize_square, to_rgb_uint8
 
@@ -91,6 +91,7 @@ class Predictor:
         self._avatars: OrderedDict[str, PreparedAvatar] = OrderedDict()
         self._avatar: PreparedAvatar | None = None
         self._kp_neutral: Keypoints | None = None
+        self._scale_for: tuple[PreparedAvatar, Keypoints, float] | None = None
         self._lock = threading.RLock()
 
     @property
@@ -168,18 +169,23 @@ class Predictor:
             kp_driving = self.model.kp_detector(self.to_tensor(prepare_frame(frame)))
             if self._kp_neutral is None:
                 self._kp_neutral = kp_driving
-            kp_norm = normalize_kp(
-                kp_source=self._avatar.kp,
-                kp_driving=kp_driving,
-                kp_driving_initial=self._kp_neutral,
-                adapt_movement_scale=self.adapt_movement_scale and self.relative,
-                use_relative_movement=self.relative,
-                use_relative_jacobian=self.relative,
-                motion_strength=self.motion_strength,
-            )
+            kp_norm = kp_driving
+            if self.relative:
+                scale = self._adapt_scale() if self.adapt_movement_scale else 1.0
+                kp_norm = relative_keypoints(
+                    self._avatar.kp, kp_driving, self._kp_neutral, scale * self.motion_strength,
+                    use_relative_jacobian=True, jacobian_strength=self.motion_strength,
+                )
             return self.model.generator.animate(self._avatar.encoding, kp_driving=kp_norm, kp_source=self._avatar.kp)[
                 "prediction"
             ]
+
+    def _adapt_scale(self) -> float:
+        """FOMM's adapt scale for the current avatar and neutral pose, computed once per pair."""
+        avatar, neutral = self._avatar, self._kp_neutral
+        if self._scale_for is None or self._scale_for[0] is not avatar or self._scale_for[1] is not neutral:
+            self._scale_for = (avatar, neutral, movement_scale(avatar.kp, neutral))
+        return self._scale_for[2]
 
     def predict(self, frame: np.ndarray) -> np.ndarray:
         """Animate the avatar with one driving frame (ideally 256x256 RGB uint8) -> 256x256 RGB uint8."""

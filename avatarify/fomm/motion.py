@@ -45,23 +45,40 @@ def normalize_kp(
     use_relative_jacobian: bool = False,
     motion_strength: float = 1.0,
 ) -> Keypoints:
-    """Transfer the driving motion onto the source keypoints.
+    """Transfer the driving motion onto the source keypoints (FOMM's `normalize_kp`).
 
     In relative mode the displacement of the driving keypoints from the neutral frame
     (`kp_driving_initial`), scaled by the adapt scale and `motion_strength`, is added to
     the source keypoints, and the jacobians are composed the same way (their change from the
-    identity scaled by `motion_strength`). Absolute mode returns
-    the driving keypoints unchanged. `motion_strength=1.0` is the original FOMM behaviour.
+    identity scaled by `motion_strength`). Absolute mode returns the driving keypoints
+    unchanged. `motion_strength=1.0` is the original FOMM behaviour.
     """
+    if not use_relative_movement:
+        return dict(kp_driving)
     scale = movement_scale(kp_source, kp_driving_initial) if adapt_movement_scale else 1.0
+    return relative_keypoints(kp_source, kp_driving, kp_driving_initial, scale * motion_strength,
+                              use_relative_jacobian, motion_strength)
+
+
+def relative_keypoints(
+    kp_source: Keypoints,
+    kp_driving: Keypoints,
+    kp_driving_initial: Keypoints,
+    value_scale: float,
+    use_relative_jacobian: bool = True,
+    jacobian_strength: float = 1.0,
+) -> Keypoints:
+    """The source keypoints moved by the driving keypoints' displacement from the neutral frame.
+
+    `value_scale` multiplies the displacement (adapt scale times motion strength); callers that
+    animate many frames against one neutral pose compute the adapt scale once.
+    """
     kp_new = dict(kp_driving)
-    if use_relative_movement:
-        diff = (kp_driving["value"] - kp_driving_initial["value"]) * (scale * motion_strength)
-        kp_new["value"] = diff + kp_source["value"]
-        if use_relative_jacobian:
-            jacobian_diff = torch.matmul(kp_driving["jacobian"], torch.inverse(kp_driving_initial["jacobian"]))
-            if motion_strength != 1.0:
-                identity = torch.eye(2, dtype=jacobian_diff.dtype, device=jacobian_diff.device)
-                jacobian_diff = identity + motion_strength * (jacobian_diff - identity)
-            kp_new["jacobian"] = torch.matmul(jacobian_diff, kp_source["jacobian"])
+    kp_new["value"] = (kp_driving["value"] - kp_driving_initial["value"]) * value_scale + kp_source["value"]
+    if use_relative_jacobian:
+        jacobian_diff = torch.matmul(kp_driving["jacobian"], torch.inverse(kp_driving_initial["jacobian"]))
+        if jacobian_strength != 1.0:
+            identity = torch.eye(2, dtype=jacobian_diff.dtype, device=jacobian_diff.device)
+            jacobian_diff = identity + jacobian_strength * (jacobian_diff - identity)
+        kp_new["jacobian"] = torch.matmul(jacobian_diff, kp_source["jacobian"])
     return kp_new
