@@ -95,3 +95,34 @@ def test_merged_heads_and_small_map_conv_match_the_originals():
         for size in (4, 8, 12):  # 12x12 is above the matrix-product threshold: the plain conv runs
             x = torch.randn(1, 64, size, size)
             torch.testing.assert_close(SmallMapConv2d(conv)(x), conv(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("size", [(16, 16), (32, 24)])
+def test_winograd_conv_equals_direct_conv(size):
+    from avatarify.fomm.optimize import WinogradConv2d
+
+    torch.manual_seed(4)
+    conv = nn.Conv2d(128, 32, 3, padding=1).eval()
+    x = torch.randn(1, 128, *size).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        torch.testing.assert_close(WinogradConv2d(conv)(x), conv(x), atol=1e-4, rtol=1e-4)
+        # bfloat16: the transforms add rounding, but stay at the level of the direct bf16 conv
+        fast = WinogradConv2d(conv).to(torch.bfloat16)
+        error = (fast(x.to(torch.bfloat16)).float() - conv(x)).abs().mean()
+        assert error < 2e-2 * conv(x).abs().mean()
+
+
+def test_winograd_conv_falls_back_where_it_does_not_pay():
+    from avatarify.fomm.optimize import WinogradConv2d
+
+    conv = nn.Conv2d(128, 8, 3, padding=1).eval()
+    winograd = WinogradConv2d(conv)
+    calls = []
+    conv.register_forward_hook(lambda *args: calls.append(1))
+    with torch.no_grad():
+        for shape in [(1, 128, 15, 16), (2, 128, 16, 16), (1, 128, 8, 8)]:  # odd size, batch, small map
+            x = torch.randn(*shape)
+            torch.testing.assert_close(winograd(x), conv(x))
+    assert len(calls) == 6  # the direct conv ran for the wrapper each time, plus the reference calls
+    with pytest.raises(ValueError):
+        WinogradConv2d(nn.Conv2d(4, 4, 5, padding=2))
