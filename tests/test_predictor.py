@@ -146,3 +146,16 @@ def test_rewritten_float32_networks_match_the_original(small_predictor, small_mo
     small_predictor.set_neutral(driving[0])
     for frame in driving[1:]:
         assert_same_image(small_predictor.animate_frame(frame), plain_forward(small_model, source, frame, driving[0]))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_fast_path_stays_close_to_cpu_float32(small_predictor, small_config, small_checkpoint, golden_frames):
+    source, driving = golden_frames
+    gpu = Predictor(load_model(small_config, small_checkpoint, device="cuda"))
+    assert "fp16 decoder" in gpu.fast_path
+    for predictor in (small_predictor, gpu):
+        predictor.set_avatar(source)
+        predictor.set_neutral(driving[0])
+    for frame in driving[1:]:
+        error = (gpu.animate_frame(frame).cpu() - small_predictor.animate_frame(frame)).abs().mean()
+        assert error < 1e-2

@@ -183,7 +183,7 @@ class WinogradConv2d(nn.Module):
 MIN_SMALL_MAP_CHANNELS = 2048
 
 
-def _rewrite(module: nn.Module) -> None:
+def _rewrite(module: nn.Module, winograd: bool) -> None:
     for name, child in module.named_children():
         if isinstance(child, UpBlock2d) and child.conv.weight.numel() <= MAX_FUSED_UPSAMPLE_WEIGHTS:
             setattr(module, name, FusedUpBlock2d(child))
@@ -193,30 +193,32 @@ def _rewrite(module: nn.Module) -> None:
             child.norm = nn.Identity()
             if child.conv.in_channels >= MIN_SMALL_MAP_CHANNELS:
                 child.conv = SmallMapConv2d(child.conv)
-            elif child.conv.kernel_size == (3, 3):
+            elif winograd and child.conv.kernel_size == (3, 3):
                 child.conv = WinogradConv2d(child.conv)
         elif isinstance(child, ResBlock2d):
             fold_batchnorm(child.conv1, child.norm2)
             child.norm2 = nn.Identity()
-            child.conv1, child.conv2 = WinogradConv2d(child.conv1), WinogradConv2d(child.conv2)
+            if winograd:
+                child.conv1, child.conv2 = WinogradConv2d(child.conv1), WinogradConv2d(child.conv2)
         elif isinstance(child, DenseMotionNetwork) and child.occlusion is not None:
             child.merged_heads = MergedHeads(child.mask, child.occlusion)
-        _rewrite(child)
+        _rewrite(child, winograd)
 
 
 @torch.no_grad()
-def optimize_for_inference(*networks: nn.Module, channels_last: bool = True) -> None:
+def optimize_for_inference(*networks: nn.Module, channels_last: bool = True, winograd: bool = True) -> None:
     """Fold BatchNorms into convolutions, fuse upsampling into the decoder convs, use Winograd or matrix-product
     convolutions where they are faster, merge the motion heads, and use channels-last memory.
 
-    Idempotent: networks already rewritten are left as they are.
+    Idempotent: networks already rewritten are left as they are. `winograd` is for CPUs: GPU
+    libraries choose fast convolution algorithms themselves.
     """
     for network in networks:
         if getattr(network, "inference_optimized", False):
             continue
         if network.training:
             raise ValueError("optimize_for_inference needs networks in eval mode")
-        _rewrite(network)
+        _rewrite(network, winograd)
         if channels_last:
             network.to(memory_format=torch.channels_last)
         network.inference_optimized = True
@@ -259,11 +261,12 @@ def enable_fast_paths(kp_detector: nn.Module, generator: OcclusionAwareGenerator
     if precision != "auto" and precision not in PRECISIONS:
         raise ValueError(f"precision must be auto, {', '.join(PRECISIONS)}; got {precision!r}")
     device = generator.final.weight.device
-    optimize_for_inference(kp_detector, generator)
+    optimize_for_inference(kp_detector, generator, winograd=device.type == "cpu")
     dtype = (reduced_precision_dtype(device) or torch.float32) if precision == "auto" else PRECISIONS[precision]
     if dtype != torch.float32:
         decoder_runs_in(generator, dtype)
     else:
         generator.set_decoder_dtype(torch.float32)
     name = PRECISION_NAMES[generator.decoder_dtype]
-    return f"{name} decoder, Winograd convolutions, folded BatchNorm, fused upsampling, channels-last"
+    winograd = ", Winograd convolutions" if device.type == "cpu" else ""
+    return f"{name} decoder{winograd}, folded BatchNorm, fused upsampling, channels-last"
