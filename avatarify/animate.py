@@ -31,11 +31,10 @@ def driving_crop(info: VideoInfo) -> SquareCrop:
     """One square crop around the face, from detections in frames sampled across the video."""
     step = max(1, info.frame_count // CROP_SAMPLES)
     crops = []
-    for index, frame in enumerate(read_frames(info.path)):
-        if index % step == 0:
-            face = largest_face(frame)
-            if face is not None:
-                crops.append(crop_around_face(face))
+    for frame in read_frames(info.path, step):
+        face = largest_face(frame)
+        if face is not None:
+            crops.append(crop_around_face(face))
     if not crops:
         log.warning("No face found in the driving video; using its centre square.")
         return center_crop((info.height, info.width))

@@ -64,15 +64,18 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     return VideoInfo(path, float(fps), max(frame_count, 1), width, height, has_audio_stream(path))
 
 
-def read_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
-    """Every frame of a video as RGB uint8, in order."""
+def read_frames(path: str | os.PathLike, step: int = 1) -> Iterator[np.ndarray]:
+    """Every `step`-th frame of a video as RGB uint8, in order (the others are skipped, not converted)."""
     capture = cv2.VideoCapture(str(path))
     try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                return
-            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        index = 0
+        while capture.grab():
+            if index % step == 0:
+                ok, frame = capture.retrieve()
+                if not ok:
+                    return
+                yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            index += 1
     finally:
         capture.release()
 
@@ -80,7 +83,7 @@ def read_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
 def check_writable_output(path: str | os.PathLike) -> Path:
     """Fail early, with a clear message, when the output file cannot be created where asked."""
     path = Path(path).expanduser()
-    folder = path.parent if str(path.parent) else Path(".")
+    folder = path.parent
     if path.is_dir():
         raise InputError(f"Output {path} is a folder; give a file name such as {path / 'result.mp4'}.")
     if not folder.is_dir():
@@ -96,8 +99,9 @@ def check_writable_output(path: str | os.PathLike) -> Path:
 class Mp4Writer:
     """Writes RGB frames to an H.264 mp4, optionally with another file's audio track, atomically.
 
-    Frames go to a temporary file beside the target, which replaces the target only on
-    `commit()`; closing without committing (an error, Ctrl-C) leaves nothing at the target.
+    Frames are piped to the ffmpeg that imageio-ffmpeg ships and go to a temporary file beside the
+    target, which replaces the target only on `commit()` once ffmpeg reports success; closing without
+    committing (an error, Ctrl-C) leaves nothing at the target.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float, audio_from: Path | None = None) -> None:
@@ -106,49 +110,60 @@ class Mp4Writer:
         self.audio_from = audio_from
         # ffmpeg creates the file itself, so it gets the user's usual permissions (not mkstemp's 0600).
         self._temp = self.path.with_name(f".{self.path.stem}-{secrets.token_hex(4)}.mp4")
-        self._writer = None
+        self._process: subprocess.Popen | None = None
+        # ffmpeg's messages go to a file, not a pipe: an unread pipe could fill up and stall it.
+        self._log = tempfile.TemporaryFile()
         self.frames_written = 0
 
-    def _start(self, width: int, height: int):
-        output_params = ["-shortest"] if self.audio_from is not None else []
-        writer = imageio_ffmpeg.write_frames(
-            str(self._temp),
-            (width, height),
-            fps=self.fps,
-            codec="libx264",
-            quality=8,
-            macro_block_size=1,
-            output_params=output_params,
-            audio_path=str(self.audio_from) if self.audio_from is not None else None,
-            audio_codec="aac" if self.audio_from is not None else None,
-        )
-        writer.send(None)
-        return writer
+    def _start(self, width: int, height: int) -> subprocess.Popen:
+        command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+                   "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", f"{self.fps:.6g}",
+                   "-i", "-"]
+        if self.audio_from is not None:
+            command += ["-i", str(self.audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-shortest"]
+        command += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "18", str(self._temp)]
+        return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
 
     def write(self, frame: np.ndarray) -> None:
         """Append one RGB uint8 frame; all frames must have the size of the first."""
-        if self._writer is None:
-            self._writer = self._start(frame.shape[1], frame.shape[0])
-        self._writer.send(np.ascontiguousarray(frame))
+        if self._process is None:
+            self._process = self._start(frame.shape[1], frame.shape[0])
+        try:
+            self._process.stdin.write(np.ascontiguousarray(frame).tobytes())
+        except OSError as exc:  # ffmpeg stopped: its log says why
+            raise self._failure() from exc
         self.frames_written += 1
+
+    def _failure(self) -> InputError:
+        if self._process is not None:
+            self._process.wait()
+        self._log.seek(0)
+        lines = self._log.read().decode(errors="replace").strip().splitlines()
+        reason = lines[-1].split("] ")[-1] if lines else "ffmpeg stopped"
+        return InputError(f"Writing {self.path} failed ({reason}); check the free disk space and the folder.")
 
     def commit(self) -> Path:
         """Finish encoding and move the file into place."""
-        if self._writer is None:
+        if self._process is None:
             raise InputError("No frames were produced; nothing was written.")
-        self._writer.close()
-        self._writer = None
+        process, self._process = self._process, None
+        try:
+            process.stdin.close()
+        except OSError:
+            pass  # ffmpeg already stopped; its exit status tells
+        if process.wait() != 0:
+            self._process = process
+            raise self._failure()
         os.replace(self._temp, self.path)
         return self.path
 
     def close(self) -> None:
         """Abandon an uncommitted file."""
-        if self._writer is not None:
-            try:
-                self._writer.close()
-            except Exception:  # noqa: BLE001 - the partial file is deleted either way
-                log.debug("ffmpeg did not close cleanly while abandoning %s", self._temp, exc_info=True)
-            self._writer = None
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+        self._log.close()
         self._temp.unlink(missing_ok=True)
 
     def __enter__(self) -> "Mp4Writer":

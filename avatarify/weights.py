@@ -119,7 +119,10 @@ def download_weights(
     """
     dest = Path(dest_dir or user_weights_dir()).expanduser() / name
     if dest.is_file():
-        actual = file_md5(dest)
+        try:
+            actual = file_md5(dest)
+        except OSError as exc:
+            raise CheckpointError(f"Cannot read the existing {dest}: {exc.strerror}; move it away or use --dest.") from exc
         if actual == md5.lower():
             log.info("%s is already in place and its checksum is right.", dest)
             return dest

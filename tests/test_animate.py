@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from avatarify.cli import main
-from avatarify.video import has_audio_stream, probe_video
+from avatarify.video import has_audio_stream, probe_video, read_frames
 
 
 def ffmpeg(*args: str) -> None:
@@ -77,8 +77,16 @@ def test_silent_video_side_by_side(run_animate, clips, avatar_path, tmp_path):
 
 def test_no_crop_uses_centre_square(run_animate, clips, avatar_path, tmp_path):
     out = tmp_path / "nocrop.mp4"
-    assert run_animate(avatar_path, clips["silent"], "-o", out, "--no-crop") == 0
+    assert run_animate(avatar_path, clips["silent"], "-o", out, "--no-crop", "--side-by-side") == 0
     assert count_frames(out) == 8
+    # The left half is the driving input: with --no-crop, the whole (square) video frame scaled to 256.
+    driving = next(read_frames(clips["silent"]))
+    expected = cv2.resize(driving, (256, 256), interpolation=cv2.INTER_AREA).astype(int)
+    written = next(read_frames(out))[:, :256].astype(int)
+    assert np.abs(written - expected).mean() < 6
+    cropped = tmp_path / "crop.mp4"
+    assert run_animate(avatar_path, clips["silent"], "-o", cropped, "--side-by-side") == 0
+    assert np.abs(next(read_frames(cropped))[:, :256].astype(int) - expected).mean() > 10  # the face crop differs
 
 
 def write_image(path, array):
@@ -201,3 +209,28 @@ def test_output_folder_not_writable(run_animate, clips, avatar_path, tmp_path, c
     err = capsys.readouterr().err.strip()
     assert err.startswith("avatarify: error: Cannot write to output folder") and "\n" not in err, err
     assert not out.exists()
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 64 KiB file system: writing a video into it fails the way a full disk does."""
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True).returncode:
+        pytest.skip("needs permission to mount a small tmpfs (root)")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_full_disk_is_one_line_and_leaves_nothing(full_disk):
+    from avatarify.errors import InputError
+    from avatarify.video import Mp4Writer
+
+    noise = np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8)
+    with pytest.raises(InputError, match="failed .*disk space") as info:
+        with Mp4Writer(full_disk / "out.mp4", 25.0) as writer:
+            for _ in range(50):
+                writer.write(noise)
+            writer.commit()
+    assert "\n" not in str(info.value)
+    assert list(full_disk.iterdir()) == []

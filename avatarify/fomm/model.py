@@ -67,6 +67,8 @@ def read_checkpoint(checkpoint_path: str | Path) -> dict[str, dict[str, torch.Te
                 f"Refused to load {path}: it contains code, not plain weights. Use the published FOMM checkpoint."
             ) from exc
         raise CheckpointError(f"Checkpoint {path} is corrupt or truncated; download it again.") from exc
+    except PermissionError as exc:
+        raise CheckpointError(f"Cannot read checkpoint {path}: {exc.strerror}.") from exc
     except Exception as exc:  # noqa: BLE001 - a corrupt file can surface as almost any exception from the unpickler
         raise CheckpointError(f"Checkpoint {path} is corrupt, truncated or not a checkpoint; download it again.") from exc
     if not isinstance(data, dict) or not all(isinstance(data.get(part), Mapping) for part in CHECKPOINT_PARTS):

@@ -230,7 +230,9 @@ def reduced_precision_dtype(device: torch.device) -> torch.dtype | None:
         return torch.float16
     if device.type == "cpu" and torch.backends.mkldnn.is_available():
         # Without native bf16 instructions oneDNN emulates bf16, which is slower than float32.
-        if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported():
+        # Private probes, absent from older torch releases: without them, stay in float32.
+        probes = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+        if any(probe() for probe in probes if probe is not None):
             return torch.bfloat16
     return None
 
