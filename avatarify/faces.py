@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
-from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -52,12 +52,19 @@ class SquareCrop:
         return x0, y0, x0 + side, y0 + side
 
 
-@lru_cache(maxsize=1)
+# One classifier per thread: detectMultiScale is not safe to call on one classifier from several
+# threads (the camera's capture thread and the GUI's crop editor detect faces at the same time).
+_per_thread = threading.local()
+
+
 def _cascade() -> cv2.CascadeClassifier:
-    path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
-    cascade = cv2.CascadeClassifier(path)
-    if cascade.empty():
-        raise RuntimeError(f"OpenCV's face cascade {path} is missing; reinstall opencv-python (4.x).")
+    cascade = getattr(_per_thread, "cascade", None)
+    if cascade is None:
+        path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
+        cascade = cv2.CascadeClassifier(path)
+        if cascade.empty():
+            raise RuntimeError(f"OpenCV's face cascade {path} is missing; reinstall opencv-python (4.x).")
+        _per_thread.cascade = cascade
     return cascade
 
 

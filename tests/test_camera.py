@@ -54,8 +54,6 @@ def test_video_file_plays_at_its_own_fps_and_loops(driving_video, driving_frames
 def test_video_file_reports_the_files_frame_rate(driving_video):
     with VideoFileSource(driving_video) as source:
         assert source.fps == pytest.approx(25.0)
-        take_frames(source, 10)
-        assert source.measured_fps > 0
 
 
 def test_reading_returns_only_the_newest_frame(driving_video, driving_frames):
@@ -142,7 +140,7 @@ class FlakySource:
         self.calls += 1
         time.sleep(0.02)
         if self.fail_from <= self.calls < self.fail_from + self.fail_count:
-            raise CameraError("the flaky camera was unplugged")
+            raise CameraError("unplugged.")
         return self.frames[self.calls % len(self.frames)]
 
     def close(self) -> None:
@@ -166,7 +164,7 @@ def test_pipeline_reports_camera_loss_keeps_last_output_and_recovers(driving_fra
             assert time.monotonic() < deadline, "the pipeline did not recover"
             time.sleep(0.05)
         assert "camera" not in pipeline.errors
-    assert errors == ["Camera flaky lost: the flaky camera was unplugged Retrying."]
+    assert errors == ["Camera flaky lost: unplugged. Retrying."]
     assert any(calls > 18 for calls in outputs)  # frames again after the outage
     (vcam,) = backends_for("flaky-out")
     # During the outage the last good output was re-sent: the virtual camera never went dark.

@@ -78,3 +78,28 @@ def test_smart_crop_detects_every_few_frames_and_keeps_the_crop_without_a_face(d
     assert crops[-1] == crops[0]  # face lost: the crop stays where it was
     smart.reset()
     assert smart.update(np.zeros((100, 200, 3), np.uint8), 0.0) == SquareCrop(cx=100, cy=50, side=100)
+
+
+def test_face_detection_runs_on_several_threads_with_a_classifier_each(avatar_path):
+    import threading
+
+    from avatarify import faces
+    from avatarify.images import read_image
+
+    image = read_image(avatar_path)
+    expected = faces.detect_faces(image)
+    assert expected
+    classifiers, found = {}, {}
+
+    def detect(name: int) -> None:
+        classifiers[name] = faces._cascade()
+        found[name] = faces.detect_faces(image)
+
+    threads = [threading.Thread(target=detect, args=(name,)) for name in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(boxes == expected for boxes in found.values()) and len(found) == 3
+    # Sharing one classifier between threads is not safe in OpenCV.
+    assert len({id(classifier) for classifier in [*classifiers.values(), faces._cascade()]}) == 4

@@ -63,6 +63,17 @@ def test_corrupt_file_gives_defaults_and_is_kept(tmp_path: Path, caplog: pytest.
     assert store.load().camera == "2"
 
 
+def test_file_that_is_not_utf8_is_treated_as_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    content = b'{"camera": "caf\xe9"}'  # Latin-1, written by some other editor
+    path.write_bytes(content)
+    store = SettingsStore(path)
+    assert store.load() == AppSettings()
+    assert path.read_bytes() == content
+    store.save(AppSettings(camera="1"))
+    assert store.backup_path.read_bytes() == content and store.load().camera == "1"
+
+
 @pytest.mark.parametrize("content", ["[1, 2]", "null", "\x00\x01binary"])
 def test_non_object_files_give_defaults(tmp_path: Path, content: str) -> None:
     path = tmp_path / "settings.json"

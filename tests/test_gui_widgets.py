@@ -1,4 +1,5 @@
-"""GUI parts that need no pipeline: the hotkey table and its help dialog, the crop editor, the first-run panel."""
+"""GUI parts that need no pipeline: the hotkey table and its help dialog, the crop editor, the settings dialog's
+camera list, the first-run panel."""
 from __future__ import annotations
 
 import hashlib
@@ -17,7 +18,10 @@ from avatarify.faces import largest_face
 from avatarify.gui.crop_editor import CropEditor
 from avatarify.gui.first_run import FirstRunPanel, WeightsSource
 from avatarify.gui.hotkeys import HOTKEYS, HotkeyHelpDialog, hotkey, tooltip
+from avatarify.gui.settings import AppSettings
+from avatarify.gui.settings_dialog import SettingsDialog
 from avatarify.images import read_image
+from avatarify.pipeline.camera import CameraInfo
 
 
 def test_every_key_is_bound_once_and_parses() -> None:
@@ -98,9 +102,41 @@ def test_crop_editor_without_a_face_uses_the_centre(qtbot) -> None:
     qtbot.addWidget(editor)
     assert not editor.face_found
     assert (editor.canvas.crop.cx, editor.canvas.crop.cy, editor.canvas.crop.side) == (250, 150, 300)
-    assert not editor.save_button.isEnabled() or editor.name == ""
+    assert not editor.save_button.isEnabled()  # no name yet
     editor.name_edit.setText("plain")
     assert editor.save_button.isEnabled()
+    editor.name_edit.setText("  ")
+    assert not editor.save_button.isEnabled()
+
+
+def test_crop_editor_with_a_name_can_save_at_once(qtbot, portrait: np.ndarray) -> None:
+    editor = CropEditor(portrait, "mona")
+    qtbot.addWidget(editor)
+    assert editor.save_button.isEnabled()
+
+
+CAMERAS = [CameraInfo(0, "Integrated Camera"), CameraInfo(2, "USB Camera")]
+
+
+def test_settings_dialog_shows_cameras_by_name_and_keeps_the_index(qtbot) -> None:
+    dialog = SettingsDialog(AppSettings(camera="0"), CAMERAS)
+    qtbot.addWidget(dialog)
+    assert dialog.camera.currentText() == "Integrated Camera"
+    assert dialog.values() == AppSettings(camera="0")  # OK without changes changes nothing
+    dialog.camera.setCurrentIndex(1)
+    assert dialog.values().camera == "2"
+    dialog.camera.setCurrentText("/videos/me.mp4")
+    assert dialog.values().camera == "/videos/me.mp4"
+    dialog.camera.setCurrentText("")
+    assert dialog.values().camera == "0"
+
+
+def test_settings_dialog_keeps_a_camera_given_by_name(qtbot) -> None:
+    dialog = SettingsDialog(AppSettings(camera="USB Camera"), CAMERAS)
+    qtbot.addWidget(dialog)
+    assert dialog.camera.currentText() == "USB Camera" and dialog.values().camera == "USB Camera"
+    dialog.camera.setCurrentIndex(0)
+    assert dialog.values().camera == "0"
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):

@@ -20,12 +20,13 @@ from avatarify.gui.app import LaunchOptions, launch
 from avatarify.gui.crop_editor import CropEditor
 from avatarify.gui.devices import ModelOptions, PendingCamera
 from avatarify.gui.hotkeys import HOTKEYS, HotkeyHelpDialog
-from avatarify.gui.main_window import MOVE_STEP, OPACITY_STEP, ZOOM_STEP, MainWindow
+from avatarify.gui.main_window import MAX_PENDING_FRAMES, MOVE_STEP, OPACITY_STEP, ZOOM_STEP, FrameBridge, MainWindow
 from avatarify.gui.settings import AppSettings, SettingsStore
 from avatarify.gui.settings_dialog import SettingsDialog
 from avatarify.pipeline.avatars import AvatarLibrary
 from avatarify.pipeline.camera import open_source
 from avatarify.pipeline.pipeline import Pipeline
+from avatarify.predictor import prepare_frame
 
 VCAM_BACKEND = "avatarify-gui-test"
 
@@ -268,13 +269,27 @@ def test_controls_have_hotkey_tooltips(make_window) -> None:
 def test_live_frames_and_status_bar(qtbot, make_window, small_predictor) -> None:
     window = make_window(predictor=small_predictor, start=True)
     qtbot.waitUntil(lambda: window.last_stats is not None and window.last_stats.model_fps > 0, timeout=60_000)
-    assert window.preview.frame_size == (512, 512) or window.preview.has_frame
+    # The square video, scaled down at most to fit the view.
+    width, height = window.preview.frame_size
+    assert width == height and 0 < width <= 512
     assert window.output.has_frame
     qtbot.waitUntil(lambda: window.model_label.text().startswith("Model ") and "fps" in window.model_label.text())
     assert window.camera_label.text().startswith("Camera ") and "fps" in window.camera_label.text()
     assert "CPU" in window.device_label.text() and window.device_label.property("warning") is True
     assert window.vcam_label.text() == "Virtual camera: off"
-    assert window.bridge.dropped >= 0 and window.frames_shown > 0
+    assert window.frames_shown > 0
+
+
+def test_frame_bridge_drops_frames_while_the_gui_is_behind(qtbot) -> None:
+    bridge = FrameBridge()
+    received = []
+    bridge.frame.connect(received.append)
+    for number in range(MAX_PENDING_FRAMES + 2):
+        bridge.post_frame(number)
+    assert received == list(range(MAX_PENDING_FRAMES)) and bridge.dropped == 2
+    bridge.frame_done()  # one frame painted: room for the next
+    bridge.post_frame("next")
+    assert received[-1] == "next" and bridge.dropped == 2
 
 
 # -- settings ------------------------------------------------------------------------------------
@@ -410,6 +425,7 @@ def test_removing_an_avatar_asks_first(qtbot, make_window, avatar_path: Path, us
     index = p.avatars.names.index("temporary")
     window.gallery.activate(index)
     count = len(p.avatars)
+    neighbour = p.avatars.paths[index + 1]
 
     qtbot.mouseClick(window.gallery.remove_button, Qt.LeftButton)
     qtbot.mouseClick(window.gallery.confirm.button(QMessageBox.Cancel), Qt.LeftButton)
@@ -420,6 +436,10 @@ def test_removing_an_avatar_asks_first(qtbot, make_window, avatar_path: Path, us
     assert not (user_avatars / "temporary.jpg").exists()
     assert len(p.avatars) == count - 1 and window.gallery.list.count() == count - 1
     assert "temporary" not in p.avatars.names
+    # The avatar that took its place is driven: by the model, in the gallery and in the saved settings.
+    assert p.avatars.paths[p.avatar_index] == neighbour and window.gallery.selected_index == p.avatar_index
+    assert np.array_equal(p._avatar_image, prepare_frame(p.avatars.image(p.avatar_index)))
+    assert window.settings.avatar == neighbour.stem
 
 
 def test_shipped_avatars_cannot_be_removed(qtbot, make_window, avatars_dir: Path) -> None:
@@ -468,6 +488,19 @@ def test_first_run_without_weights(qtbot, tmp_path: Path, monkeypatch: pytest.Mo
     finally:
         window.close()
         pipeline.stop()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_precision_option_reaches_the_model(small_config: Path, small_checkpoint: Path, precision: str) -> None:
+    from avatarify.cli import build_parser
+    from avatarify.gui.cli import model_options
+    from avatarify.gui.devices import load_predictor
+
+    args = build_parser().parse_args(["gui", "--config", str(small_config), "--precision", precision])
+    model = model_options(args)
+    assert model.precision == precision
+    predictor = load_predictor(AppSettings(model_device="cpu"), model, small_checkpoint)
+    assert predictor.fast_path.startswith(f"{precision} decoder")
 
 
 def test_checkpoint_problem_is_shown(qtbot, make_window, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from avatarify.pipeline.handoff import DropOldest
 from avatarify.pipeline.landmarks import LandmarkDetector
 from avatarify.pipeline.pipeline import SMART_CROP_COLOR, Pipeline, output_size
 from avatarify.pipeline.vcam import VirtualCameraOutput
-from avatarify.predictor import prepare_frame
+from avatarify.predictor import Predictor, prepare_frame
 from test_vcam import BACKEND, backends_for
 
 WAIT = 120.0  # a guard against hanging, never a speed requirement
@@ -333,3 +333,130 @@ def test_pipeline_keeps_running_when_landmarks_and_virtual_camera_are_unavailabl
     assert frames[-1].stats.vcam_state.startswith("unavailable: ")
     assert frames[-1].stats.best_frame_score is None
     assert not (tmp_path / "empty-torch-home").exists()  # nothing was downloaded
+
+
+def test_adding_or_removing_avatars_keeps_driving_the_same_file(driving_video, avatars_dir, tmp_path):
+    library = AvatarLibrary([tmp_path / "user", avatars_dir])
+    pipeline = Pipeline(VideoFileSource(driving_video), library, None)
+    try:
+        mona = library.paths[library.find("mona")]
+        picture = library.image(library.find("mona"))
+        pipeline.select_avatar(library.find("mona"))
+        # `add` and `remove` list the folders again before the pipeline hears of it; every index moves.
+        added = library.add(picture, "aaa")
+        pipeline.reload_avatars()
+        assert library.paths[pipeline.avatar_index] == mona
+        library.remove(library.paths.index(added))
+        pipeline.reload_avatars()
+        assert library.paths[pipeline.avatar_index] == mona
+
+        # Removing the driven avatar drives the one that takes its place, in the list and in the model.
+        first = library.add(picture[::-1], "a")
+        second = library.add(np.full((64, 64, 3), 200, np.uint8), "b")
+        pipeline.select_avatar(library.paths.index(first))
+        library.remove(library.paths.index(first))
+        pipeline.reload_avatars()
+        assert library.paths[pipeline.avatar_index] == second
+        assert np.array_equal(pipeline._avatar_image, prepare_frame(library.image(pipeline.avatar_index)))
+    finally:
+        pipeline.stop()
+
+
+def test_a_closed_virtual_camera_is_not_reopened_by_a_late_frame():
+    # The output thread may still send to a virtual camera that `set_output` just closed.
+    output = VirtualCameraOutput(device="closed-late", backend=BACKEND)
+    frame = np.zeros((64, 64, 3), np.uint8)
+    assert output.send(frame)
+    output.close()
+    assert not output.send(frame)
+    (device,) = backends_for("closed-late")
+    assert device.closed
+    assert output.open((64, 64)) and output.send(frame)  # opening explicitly makes it usable again
+    assert len(backends_for("closed-late")) == 2
+    output.close()
+
+
+class OneBadFrame:
+    """The driving video as a camera whose first frame is one OpenCV cannot resize (a misbehaving driver)."""
+
+    def __init__(self, path: Path) -> None:
+        self.source = VideoFileSource(path)
+        self.name, self.fps, self.size = self.source.name, self.source.fps, self.source.size
+        self.bad_sent = False
+
+    def read(self, timeout: float = 1.0) -> np.ndarray | None:
+        if not self.bad_sent:
+            self.bad_sent = True
+            return np.zeros((64, 64, 3), np.float16)
+        return self.source.read(timeout)
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def test_a_frame_that_fails_is_reported_and_capture_goes_on(driving_video, avatars_dir):
+    pipeline = Pipeline(OneBadFrame(driving_video), AvatarLibrary([avatars_dir]), None)
+    log = FrameLog(pipeline)
+    with pipeline:
+        frames = log.next(2, animated=False)
+    assert frames[-1].output.shape == (512, 512, 3)
+    assert len(log.errors) == 1 and log.errors[0].startswith("A camera frame could not be processed: error: ")
+    assert "\n" not in log.errors[0]
+
+
+class FailingLandmarks(LandmarkDetector):
+    """A landmark detector whose network fails on every face."""
+
+    def __init__(self) -> None:
+        super().__init__(allow_download=False)
+        self.calls = 0
+
+    def landmarks(self, image, face=None):
+        self.calls += 1
+        raise RuntimeError("landmark network failed")
+
+
+def test_a_landmark_failure_is_reported_once_and_analysis_goes_on(driving_video, avatars_dir):
+    detector = FailingLandmarks()
+    pipeline = Pipeline(VideoFileSource(driving_video), AvatarLibrary([avatars_dir]), None, landmarks=detector)
+    log = FrameLog(pipeline)
+    pipeline.set_show_landmarks(True)
+    with pipeline:
+        eventually(lambda: log.errors, "the failure reported")
+        calls = detector.calls
+        eventually(lambda: detector.calls > calls + 2, "more frames analysed")
+    assert log.errors == ["Face analysis failed on a frame: RuntimeError: landmark network failed"]
+
+
+def test_a_lost_camera_is_named_once(driving_video, avatars_dir, tmp_path):
+    video = tmp_path / "camera.mp4"
+    shutil.copy(driving_video, video)
+    pipeline = Pipeline(VideoFileSource(video, fps=200), AvatarLibrary([avatars_dir]), None)
+    log = FrameLog(pipeline)
+    with pipeline:
+        log.next(1, animated=False)
+        video.unlink()  # the video starts over after its last frame and finds the file gone
+        eventually(lambda: log.errors, "the camera problem reported")
+    assert log.errors == [f"Video file {video} is missing; put it back or choose another camera. Retrying."]
+
+
+class ClosablePredictor(Predictor):
+    """The real predictor with the `close` a remote predictor has, counting the calls."""
+
+    def __init__(self, model) -> None:
+        super().__init__(model, optimize=False)
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_replaced_and_last_predictors_are_closed(small_model, driving_video, avatars_dir):
+    first, second = ClosablePredictor(small_model), ClosablePredictor(small_model)
+    pipeline = Pipeline(VideoFileSource(driving_video), AvatarLibrary([avatars_dir]), first)
+    pipeline.set_predictor(second)
+    assert (first.closed, second.closed) == (1, 0)
+    pipeline.set_predictor(second)  # the same one again: still in use
+    assert second.closed == 0
+    pipeline.stop()
+    assert (first.closed, second.closed) == (1, 1)

@@ -16,7 +16,7 @@ from ..pipeline.pipeline import Pipeline
 from ..pipeline.settings import PipelineSettings
 from . import devices
 from .first_run import WeightsSource
-from .main_window import MainWindow
+from .main_window import SHARED_FIELDS, MainWindow
 from .settings import AppSettings, SettingsStore
 from .theme import apply_theme
 
@@ -49,16 +49,7 @@ class LaunchOptions:
 
 def pipeline_settings(settings: AppSettings) -> PipelineSettings:
     """The pipeline's starting state from the app settings."""
-    return PipelineSettings(
-        relative=settings.relative,
-        adapt_movement_scale=settings.adapt_scale,
-        motion_strength=settings.motion_strength,
-        mirror_preview=settings.mirror_preview,
-        mirror_output=settings.mirror_output,
-        overlay_opacity=settings.overlay_opacity,
-        smart_crop=settings.smart_crop,
-        output_keep_aspect=settings.output_keep_aspect,
-    )
+    return PipelineSettings(**{pipe_field: getattr(settings, app_field) for app_field, pipe_field in SHARED_FIELDS})
 
 
 def _avatar_library(avatar: str | None) -> AvatarLibrary:

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..engine import add_model_arguments
+
+if TYPE_CHECKING:
+    from .devices import ModelOptions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,14 +30,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run, device=None)
 
 
-def run(args: argparse.Namespace) -> int:
-    from .app import LaunchOptions, run as run_app
+def model_options(args: argparse.Namespace) -> ModelOptions:
+    """The model options the command line gave."""
     from .devices import ModelOptions
 
-    model = ModelOptions(
+    return ModelOptions(
         config=args.config,
         checkpoint=args.checkpoint,
         device=args.device,
+        precision=args.precision,
         remote=args if getattr(args, "worker", None) else None,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    from .app import LaunchOptions, run as run_app
+
+    model = model_options(args)
     return run_app(LaunchOptions(camera=args.camera, avatar=args.avatar, model=model, settings_path=args.settings))

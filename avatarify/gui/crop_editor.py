@@ -170,6 +170,7 @@ class CropEditor(QDialog):
         self.canvas.crop_changed.connect(self._on_crop_changed)
         self.zoom_slider.valueChanged.connect(self._on_slider)
         self.name_edit.textChanged.connect(self._name_changed)
+        self._name_changed(name)
         self._on_crop_changed()
 
     def _slider_to_side(self, value: int) -> float:

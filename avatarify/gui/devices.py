@@ -31,6 +31,7 @@ class ModelOptions:
     config: Path | None = None  # None: the bundled vox-256 config
     checkpoint: Path | None = None
     device: str | None = None
+    precision: str = "auto"  # the decoder's number type (see --precision)
     remote: argparse.Namespace | None = None  # the --worker options, when a remote worker runs the model
 
 
@@ -124,4 +125,5 @@ def load_predictor(settings: AppSettings, model: ModelOptions, checkpoint: Path 
         model.device or settings.model_device,
         relative=settings.relative,
         adapt_movement_scale=settings.adapt_scale,
+        precision=model.precision,
     )

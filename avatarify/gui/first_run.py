@@ -89,10 +89,6 @@ class FirstRunPanel(QFrame):
         self.download_button.clicked.connect(self.start_download)
         self.locate_button.clicked.connect(self._choose_file)
 
-    @property
-    def downloading(self) -> bool:
-        return self._task is not None
-
     def start_download(self) -> None:
         """Download on a worker thread; progress follows the size of the partial file."""
         if self._task is not None:

@@ -90,6 +90,7 @@ def _pane(title: str, view: FrameView, parent: QWidget) -> tuple[QFrame, QLabel]
 
 
 # (AppSettings field, PipelineSettings field): the settings both the app and the pipeline keep.
+# The pipeline changes each with its method `set_<AppSettings field>`.
 SHARED_FIELDS = (
     ("smart_crop", "smart_crop"),
     ("output_keep_aspect", "output_keep_aspect"),
@@ -444,20 +445,9 @@ class MainWindow(QMainWindow):
     def apply_settings(self, new: AppSettings) -> None:
         """Hand every changed setting to the pipeline (reopening camera, virtual camera or model as needed)."""
         old = self.settings
-        p = self.pipeline
-        setters = {
-            "smart_crop": p.set_smart_crop,
-            "output_keep_aspect": p.set_output_keep_aspect,
-            "mirror_preview": p.set_mirror_preview,
-            "mirror_output": p.set_mirror_output,
-            "overlay_opacity": p.set_overlay_opacity,
-            "relative": p.set_relative,
-            "adapt_scale": p.set_adapt_scale,
-            "motion_strength": p.set_motion_strength,
-        }
-        for name, setter in setters.items():
+        for name, _ in SHARED_FIELDS:
             if getattr(new, name) != getattr(old, name):
-                setter(getattr(new, name))
+                getattr(self.pipeline, f"set_{name}")(getattr(new, name))
         self._save(new)
         if (new.camera, new.camera_width, new.camera_height) != (old.camera, old.camera_width, old.camera_height):
             self.open_camera()
@@ -476,11 +466,6 @@ class MainWindow(QMainWindow):
         task.failed.connect(failed)
         task.done.connect(lambda: self._tasks.discard(task))
         task.start()
-
-    @property
-    def busy(self) -> bool:
-        """Whether a camera, virtual camera or model is being opened."""
-        return bool(self._tasks)
 
     def open_camera(self) -> None:
         """Switch to the camera the settings name."""

@@ -4,8 +4,6 @@ from __future__ import annotations
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 
-MAX_MESSAGES = 50
-
 
 class MessageBanner(QFrame):
     """Shows the latest problem (camera gone, virtual camera missing, bad avatar file, checkpoint problem)."""
@@ -13,7 +11,6 @@ class MessageBanner(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("banner")
-        self.history: list[str] = []
         icon = QLabel("⚠", self)
         icon.setObjectName("bannerIcon")
         self.label = QLabel(self)
@@ -38,8 +35,6 @@ class MessageBanner(QFrame):
         text = text.strip()
         if not text:
             return
-        if not self.history or self.history[-1] != text:
-            self.history = [*self.history, text][-MAX_MESSAGES:]
         self.label.setText(text)
         self.setVisible(True)
 

@@ -82,7 +82,7 @@ class SettingsStore:
         """The stored settings; defaults for a missing or unreadable file, and for unusable single values."""
         self._unreadable = False
         try:
-            text = self.path.read_text(encoding="utf-8")
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return AppSettings()
         except OSError as exc:
@@ -90,7 +90,7 @@ class SettingsStore:
             self._unreadable = True
             return AppSettings()
         try:
-            data = json.loads(text)
+            data = json.loads(raw.decode("utf-8"))  # not UTF-8: UnicodeDecodeError, a ValueError
             if not isinstance(data, dict):
                 raise ValueError("the file does not hold a JSON object")
         except ValueError as exc:

@@ -67,8 +67,9 @@ class SettingsDialog(QDialog):
         self.camera.setEditable(True)
         self.camera.setToolTip("A camera by name or index, or a video file / image folder played as a camera")
         for info in cameras:
-            self.camera.addItem(f"{info.name}", info.name)
-        self.camera.setCurrentText(self._camera_text(settings.camera, cameras))
+            self.camera.addItem(info.name, str(info.index))
+        self._camera_shown = self._camera_text(settings.camera, cameras)
+        self.camera.setCurrentText(self._camera_shown)
         camera_browse = QPushButton("Video file…", self)
         camera_browse.clicked.connect(self._browse_video)
         self.resolution = QComboBox(self)
@@ -194,6 +195,14 @@ class SettingsDialog(QDialog):
                     return info.name
         return spec
 
+    def _camera_value(self) -> str:
+        """The camera setting: unchanged unless edited; a listed camera by its index, else the text typed."""
+        text = self.camera.currentText().strip()
+        if not text or text == self._camera_shown:
+            return self._original.camera
+        found = self.camera.findText(text, Qt.MatchExactly)
+        return self.camera.itemData(found) if found >= 0 else text
+
     def _browse_video(self) -> None:
         name, _ = QFileDialog.getOpenFileName(
             self, "Play a video file as the camera", str(Path.home()), "Videos (*.mp4 *.avi *.mov *.mkv *.webm);;All files (*)"
@@ -213,7 +222,7 @@ class SettingsDialog(QDialog):
         width, height = (int(value) for value in self.resolution.currentData().split("x"))
         return dataclasses.replace(
             self._original,
-            camera=self.camera.currentText().strip() or self._original.camera,
+            camera=self._camera_value(),
             camera_width=width,
             camera_height=height,
             vcam_enabled=self.vcam_enabled.isChecked(),

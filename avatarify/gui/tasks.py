@@ -39,9 +39,6 @@ class Task(QObject):
     def start(self) -> None:
         self._thread.start()
 
-    def is_running(self) -> bool:
-        return self._thread.is_alive()
-
     def _run(self) -> None:
         try:
             result = self._function()

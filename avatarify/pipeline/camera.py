@@ -26,8 +26,6 @@ DEFAULT_FOLDER_FPS = 25.0
 DEFAULT_VIDEO_FPS = 25.0
 RETRY_INTERVAL = 1.0
 PROBED_INDEXES = 6
-# Exponential moving average weight of the newest frame interval in the measured fps.
-FPS_SMOOTHING = 0.1
 
 
 class CameraError(AvatarifyError):
@@ -73,7 +71,6 @@ class ThreadedSource:
         self.name = name
         self.fps = fps
         self.size: tuple[int, int] = (0, 0)
-        self.measured_fps = 0.0
         self.error: str | None = None
         self.timestamp = 0.0  # time.monotonic() when the newest frame was grabbed
         self.retry_interval = retry_interval
@@ -135,11 +132,6 @@ class ThreadedSource:
     def _publish(self, frame: np.ndarray) -> None:
         now = time.monotonic()
         with self._ready:
-            if self.timestamp:
-                rate = 1.0 / max(now - self.timestamp, 1e-6)
-                self.measured_fps = rate if not self.measured_fps else (
-                    self.measured_fps + FPS_SMOOTHING * (rate - self.measured_fps)
-                )
             self.timestamp = now
             self.size = (frame.shape[1], frame.shape[0])
             self.error = None

@@ -148,13 +148,9 @@ def run_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         log.info("Stopping.")
     finally:
-        pipeline.stop()
+        pipeline.stop()  # also closes the predictor
         if recorder is not None:
             recorder.close()
-        # A remote predictor holds sockets and a thread; a local one has nothing to release.
-        close_predictor = getattr(predictor, "close", None)
-        if callable(close_predictor):
-            close_predictor()
     if failures:
         raise failures[0]
     log.info("%d frames sent.", produced)

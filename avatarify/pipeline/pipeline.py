@@ -4,7 +4,7 @@ Threads and hand-offs (all bounded, dropping the oldest item, so latency never p
 
     camera source thread --newest frame--> capture (+ crop) --+--> inference --latest prediction--+
                                                               +--> analysis (landmarks, best pose)|
-                                                              +--> output (preview, vcam, record) <+
+                                                              +--> output (preview, vcam) <-------+
 
 The output thread runs once per camera frame with the newest prediction available, so the
 preview and the virtual camera keep the camera's frame rate when the model is slower.
@@ -19,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -32,7 +33,6 @@ from .crop import CropController, clamp_offset, clamp_zoom
 from .frames import PipelineFrame, PipelineStats
 from .handoff import DropOldest
 from .landmarks import LandmarkDetector, pose_score
-from .recorder import Recorder
 from .settings import MAX_MOTION_STRENGTH, PipelineSettings
 from .vcam import VirtualCameraOutput, even_size, fit_frame
 
@@ -90,6 +90,18 @@ def _landmark_device(predictor: AvatarPredictor | None) -> str:
     return device if device.startswith("cuda") else "cpu"
 
 
+def _describe(exc: Exception) -> str:
+    # OpenCV's messages span several lines; the error listeners show one.
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+def _close_predictor(predictor: AvatarPredictor | None) -> None:
+    # A remote predictor holds sockets and a thread; a local one has nothing to release.
+    close = getattr(predictor, "close", None)
+    if callable(close):
+        close()
+
+
 def output_size(frame_shape: tuple[int, ...], keep_aspect: bool) -> tuple[int, int]:
     """(width, height) of the output for camera frames of `frame_shape`: square, or the camera's aspect."""
     h, w = frame_shape[:2]
@@ -112,7 +124,7 @@ def blend_into(image: np.ndarray, patch: np.ndarray, crop: SquareCrop, opacity: 
 class Pipeline:
     """The headless real-time avatar pipeline with every control the app offers.
 
-    The pipeline owns the camera, the virtual camera output and the recorder it is given:
+    The pipeline owns the camera, the virtual camera output and the predictor it is given:
     `stop()` (or leaving the `with` block) releases them, and replacing one closes the old one.
     Listeners are called on the output thread; errors reach the error listeners as one-line
     messages (each once until the problem clears) and never stop the pipeline.
@@ -126,13 +138,11 @@ class Pipeline:
         output: VirtualCameraOutput | None = None,
         settings: PipelineSettings | None = None,
         landmarks: LandmarkDetector | None = None,
-        recorder: Recorder | None = None,
     ) -> None:
         self._camera = camera
         self._avatars = avatars
         self._predictor = predictor
         self._output = output
-        self._recorder = recorder
         self._settings = dataclasses.replace(settings) if settings else PipelineSettings()
         self._landmarks = landmarks or LandmarkDetector(device=_landmark_device(predictor))
         self._lock = threading.RLock()
@@ -144,6 +154,7 @@ class Pipeline:
         self._prediction: _Prediction | None = None
         self._frame_landmarks: _Landmarks | None = None
         self._avatar_index: int | None = None
+        self._avatar_path: Path | None = None  # what the index pointed at, so a reload can find it again
         self._avatar_image: np.ndarray | None = None
         self._avatar_pending: np.ndarray | None = None
         self._avatar_landmarks: np.ndarray | None = None
@@ -182,20 +193,19 @@ class Pipeline:
             self._threads.append(thread)
 
     def stop(self) -> None:
-        """Stop the threads and release the camera, the virtual camera and the recorder."""
+        """Stop the threads and release the camera, the virtual camera and the predictor."""
         self._stopping.set()
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout=10.0)
         self._threads = []
         with self._lock:
-            camera, output, recorder = self._camera, self._output, self._recorder
-            self._output = self._recorder = None
+            camera, output, predictor = self._camera, self._output, self._predictor
+            self._output = None
         camera.close()
         if output is not None:
             output.close()
-        if recorder is not None:
-            recorder.close()
+        _close_predictor(predictor)
 
     def __enter__(self) -> Pipeline:
         self.start()
@@ -279,6 +289,7 @@ class Pipeline:
         self._clear("avatar")
         with self._lock:
             self._avatar_index = index
+            self._avatar_path = self._avatars.paths[index]
             self._avatar_image = image
             self._avatar_pending = image
             self._avatar_landmarks = None
@@ -295,10 +306,14 @@ class Pipeline:
             self.select_avatar(len(self._avatars) - 1 if current is None else (current - 1) % len(self._avatars))
 
     def reload_avatars(self) -> None:
-        """List the avatar folders again, keeping the current avatar when it is still there."""
+        """List the avatar folders again, keeping the current avatar when it is still there.
+
+        When it is gone, the avatar that took its place in the list (else the last one) is driven.
+        The library may have been reloaded already (`add`, `remove`): the current avatar is
+        remembered by its path, not by its index.
+        """
         with self._lock:
-            index = self._avatar_index
-            current = self._avatars.paths[index] if index is not None and index < len(self._avatars) else None
+            index, current = self._avatar_index, self._avatar_path
         self._avatars.reload()
         if current is not None and current in self._avatars.paths:
             with self._lock:
@@ -307,7 +322,7 @@ class Pipeline:
             self.select_avatar(min(index or 0, len(self._avatars) - 1))
         else:
             with self._lock:
-                self._avatar_index = None
+                self._avatar_index = self._avatar_path = None
 
     # ----------------------------------------------------------------- pose and model
     def calibrate(self) -> None:
@@ -342,14 +357,16 @@ class Pipeline:
         self._apply_model_settings()
 
     def set_predictor(self, predictor: AvatarPredictor | None) -> None:
-        """Use another predictor (None: camera passthrough only)."""
+        """Use another predictor (None: camera passthrough only); the old one is closed."""
         with self._lock:
-            self._predictor = predictor
+            old, self._predictor = self._predictor, predictor
             self._prediction = None
             self._avatar_pending = self._avatar_image
             self._best_score = None
         self._clear("model")
         self._apply_model_settings()
+        if old is not predictor:
+            _close_predictor(old)
 
     # ----------------------------------------------------------------- view
     def set_mirror_preview(self, on: bool) -> None:
@@ -410,10 +427,6 @@ class Pipeline:
         """Send to another virtual camera (None: no virtual camera); the old one is closed."""
         self._replace("_output", output, "vcam")
 
-    def set_recorder(self, recorder: Recorder | None) -> None:
-        """Record the output with `recorder` (None: stop recording, finishing the file)."""
-        self._replace("_recorder", recorder, "recorder")
-
     def _replace(self, attribute: str, new: object, topic: str) -> None:
         with self._lock:
             old = getattr(self, attribute)
@@ -459,18 +472,25 @@ class Pipeline:
             try:
                 frame = camera.read(timeout=READ_TIMEOUT)
             except Exception as exc:  # any source failure: report, keep the last output, retry
-                self._report("camera", f"Camera {camera.name} lost: {exc} Retrying.")
+                reason = str(exc) if camera.name in str(exc) else f"Camera {camera.name} lost: {exc}"
+                self._report("camera", f"{reason} Retrying.")
                 self._stopping.wait(CAMERA_RETRY_WAIT)
                 continue
             now = time.monotonic()
             if frame is None:
                 stalled_since = stalled_since or now
                 if now - stalled_since > STALL_REPORT_AFTER:
-                    self._report("camera", f"Camera {camera.name} sends no frames. Waiting for it.")
+                    self._report("camera", f"{camera.name} sends no frames. Waiting for it.")
                 continue
             stalled_since = None
-            self._clear("camera", f"Camera {camera.name} is back")
-            self._process_capture(camera, frame, now)
+            self._clear("camera", f"{camera.name} is back")
+            try:
+                self._process_capture(camera, frame, now)
+            except Exception as exc:  # one bad frame must not end the capture thread
+                log.exception("Capture stage failed")
+                self._report("capture", f"A camera frame could not be processed: {_describe(exc)}")
+                continue
+            self._clear("capture")
 
     def _process_capture(self, camera: FrameSource, frame: np.ndarray, now: float) -> None:
         grabbed = getattr(camera, "timestamp", 0.0) or now
@@ -510,7 +530,11 @@ class Pipeline:
                 started = time.monotonic()
                 image = predictor.predict(item.face)
             except Exception as exc:  # a model or remote-worker failure must not end the loop
-                self._report("model", f"The model failed on a frame: {type(exc).__name__}: {exc}")
+                with self._lock:
+                    replaced = predictor is not self._predictor
+                if replaced:  # closed by `set_predictor` while it worked on this frame
+                    continue
+                self._report("model", f"The model failed on a frame: {_describe(exc)}")
                 with self._lock:
                     if self._avatar_pending is None:  # retry this avatar with the next frame unless another was chosen
                         self._avatar_pending = pending
@@ -534,14 +558,23 @@ class Pipeline:
             if detector.unavailable:
                 self._report("landmarks", f"Face landmarks {detector.state}")
                 continue
-            points = detector.landmarks(item.face)
-            if points is None:
+            try:
+                self._analyse(detector, item)
+            except Exception as exc:  # a landmark or predictor failure must not end the analysis thread
+                log.exception("Analysis stage failed")
+                self._report("analysis", f"Face analysis failed on a frame: {_describe(exc)}")
                 continue
-            scale = item.crop.side / FRAME_SIZE
-            origin = np.array([item.crop.cx - item.crop.side / 2, item.crop.cy - item.crop.side / 2])
-            self._frame_landmarks = _Landmarks(points * scale + origin, time.monotonic())
-            if self.settings.find_best_frame:
-                self._update_best_frame(detector, item.face, points)
+            self._clear("analysis")
+
+    def _analyse(self, detector: LandmarkDetector, item: _Captured) -> None:
+        points = detector.landmarks(item.face)
+        if points is None:
+            return
+        scale = item.crop.side / FRAME_SIZE
+        origin = np.array([item.crop.cx - item.crop.side / 2, item.crop.cy - item.crop.side / 2])
+        self._frame_landmarks = _Landmarks(points * scale + origin, time.monotonic())
+        if self.settings.find_best_frame:
+            self._update_best_frame(detector, item.face, points)
 
     def _update_best_frame(self, detector: LandmarkDetector, face: np.ndarray, points: np.ndarray) -> None:
         with self._lock:
@@ -580,7 +613,7 @@ class Pipeline:
                 self._produce(item)
             except Exception as exc:  # a drawing or device bug must not freeze the app
                 log.exception("Output stage failed")
-                self._report("output", f"The output stage failed: {type(exc).__name__}: {exc}")
+                self._report("output", f"The output stage failed: {_describe(exc)}")
 
     def _keep_output_alive(self) -> None:
         """Without camera frames, keep sending the last good output so other apps do not freeze or drop us."""
@@ -594,7 +627,7 @@ class Pipeline:
         settings = self.settings
         with self._lock:
             predictor, prediction = self._predictor, self._prediction
-            output, recorder = self._output, self._recorder
+            output = self._output
         size = output_size(item.frame.shape, settings.output_keep_aspect)
         animated, fresh = True, True
         if settings.passthrough or predictor is None:
@@ -612,14 +645,8 @@ class Pipeline:
         if output is not None:
             if output.send(result, fps=item.camera_fps or None):
                 self._clear("vcam")
-            elif output.error:
+            elif output.error and output is self._output:  # not one `set_output` closed meanwhile
                 self._report("vcam", output.error)
-        if recorder is not None and animated:
-            try:
-                recorder.write(result)
-            except AvatarifyError as exc:
-                self._report("recorder", str(exc))
-                self.set_recorder(None)
         finished = time.monotonic()
         self._record("output", finished - started)
         if animated and fresh:

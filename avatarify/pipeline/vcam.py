@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import threading
 import time
 from pathlib import Path
 
@@ -91,7 +92,8 @@ class VirtualCameraOutput:
 
     With `size` given, every frame is fitted into that size instead. When no virtual camera can be
     opened, `state` says why ("unavailable: ..."), frames are dropped and opening is retried every
-    `REOPEN_INTERVAL` seconds: the app keeps running without it.
+    `REOPEN_INTERVAL` seconds: the app keeps running without it. After `close` (which may come
+    from another thread than `send`), frames are dropped until `open` is called again.
     """
 
     def __init__(
@@ -106,8 +108,10 @@ class VirtualCameraOutput:
         self.fps = fps
         self.backend = backend
         self.error: str | None = None
-        self.frames_sent = 0
         self._camera = None
+        self._closed = False
+        # `close` may run on another thread than `send`: without the lock, a send racing it could reopen the device.
+        self._lock = threading.RLock()
         self._failed_at: float | None = None
         self._failed_size: tuple[int, int] | None = None
 
@@ -120,46 +124,46 @@ class VirtualCameraOutput:
             return f"unavailable: {self.error}"
         return "not started"
 
-    @property
-    def is_open(self) -> bool:
-        return self._camera is not None
-
     def open(self, size: tuple[int, int], fps: float | None = None) -> bool:
         """Open the virtual camera for frames of `size`; False (with `error` set) when there is none."""
         import pyvirtualcam
 
-        self.close()
-        size = even_size(size)
-        fps = self.fps or fps or DEFAULT_FPS
-        try:
-            self._camera = pyvirtualcam.Camera(
-                size[0], size[1], fps, fmt=pyvirtualcam.PixelFormat.RGB, device=self.device, backend=self.backend
-            )
-        except Exception as exc:  # pyvirtualcam raises RuntimeError, ValueError or backend-specific errors
-            return self._fail(exc, size)
-        self.error = None
-        self._failed_at = None
-        log.info("Virtual camera %s", self.state)
-        return True
+        with self._lock:
+            self._closed = False
+            self._release()
+            size = even_size(size)
+            fps = self.fps or fps or DEFAULT_FPS
+            try:
+                self._camera = pyvirtualcam.Camera(
+                    size[0], size[1], fps, fmt=pyvirtualcam.PixelFormat.RGB, device=self.device, backend=self.backend
+                )
+            except Exception as exc:  # pyvirtualcam raises RuntimeError, ValueError or backend-specific errors
+                return self._fail(exc, size)
+            self.error = None
+            self._failed_at = None
+            log.info("Virtual camera %s", self.state)
+            return True
 
     def send(self, frame: np.ndarray, fps: float | None = None) -> bool:
-        """Send an RGB uint8 frame; opens the camera as needed. False when it is not available."""
+        """Send an RGB uint8 frame; opens the camera as needed. False when it is not available or closed."""
         size = self.size or even_size((frame.shape[1], frame.shape[0]))
-        camera = self._camera
-        if camera is None or (camera.width, camera.height) != size:
-            recently_failed = self._failed_at is not None and time.monotonic() - self._failed_at < REOPEN_INTERVAL
-            if recently_failed and self._failed_size == size:
-                return False
-            if not self.open(size, fps):
+        with self._lock:
+            if self._closed:
                 return False
             camera = self._camera
-        try:
-            camera.send(np.ascontiguousarray(fit_frame(frame, size), dtype=np.uint8))
-        except Exception as exc:  # the device went away under us; reopen later
-            self.close()
-            return self._fail(exc, size)
-        self.frames_sent += 1
-        return True
+            if camera is None or (camera.width, camera.height) != size:
+                recently_failed = self._failed_at is not None and time.monotonic() - self._failed_at < REOPEN_INTERVAL
+                if recently_failed and self._failed_size == size:
+                    return False
+                if not self.open(size, fps):
+                    return False
+                camera = self._camera
+            try:
+                camera.send(np.ascontiguousarray(fit_frame(frame, size), dtype=np.uint8))
+            except Exception as exc:  # the device went away under us; reopen later
+                self._release()
+                return self._fail(exc, size)
+            return True
 
     def _fail(self, exc: Exception, size: tuple[int, int]) -> bool:
         self.error = no_virtual_camera_message(str(exc))
@@ -168,7 +172,12 @@ class VirtualCameraOutput:
         return False
 
     def close(self) -> None:
-        """Release the virtual camera device (other apps then see it stop)."""
+        """Release the virtual camera device (other apps then see it stop); `send` no longer reopens it."""
+        with self._lock:
+            self._closed = True
+            self._release()
+
+    def _release(self) -> None:
         if self._camera is not None:
             self._camera.close()
             self._camera = None
