@@ -37,13 +37,25 @@ def run(args: argparse.Namespace) -> int:
     output = check_writable_output(args.output)
     avatar = read_image(args.avatar)
     info = probe_video(args.driving_video)
-    predictor = predictor_from_args(args, relative=not args.absolute, adapt_movement_scale=not args.no_adapt_scale)
-    # A live session may show the camera while a worker is away; a rendered file must not contain such frames.
-    if getattr(args, "worker", None) and not predictor.wait_until_connected(WORKER_WAIT_S):
-        predictor.close()
-        raise AvatarifyError(f"The worker at {args.worker} does not answer; start `avatarify worker` there or check the address.")
-    written = animate_video(
-        predictor, avatar, info, output, crop_driving=not args.no_crop, side_by_side=args.side_by_side
-    )
+    relative, adapt_movement_scale = not args.absolute, not args.no_adapt_scale
+    if args.worker:
+        from .remote.cli import remote_predictor_from_args
+
+        # A live session may show the camera while a worker is away; a rendered file must not contain such
+        # frames: a strict predictor raises instead, and the unfinished file is deleted.
+        predictor = remote_predictor_from_args(args, relative, adapt_movement_scale, strict=True)
+    else:
+        predictor = predictor_from_args(args, relative, adapt_movement_scale)
+    try:
+        if args.worker and not predictor.wait_until_connected(WORKER_WAIT_S):
+            raise AvatarifyError(
+                f"The worker at {args.worker} does not answer; start `avatarify worker` there or check the address."
+            )
+        written = animate_video(
+            predictor, avatar, info, output, crop_driving=not args.no_crop, side_by_side=args.side_by_side
+        )
+    finally:
+        if args.worker:
+            predictor.close()
     print(f"Wrote {written} ({info.frame_count} frames at {info.fps:g} fps{', with audio' if info.has_audio else ''}).")
     return 0

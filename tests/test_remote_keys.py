@@ -48,14 +48,31 @@ def test_existing_keys_are_kept(tmp_path, capsys):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".new-keys")]
 
 
-def test_a_lost_client_pair_is_made_again_and_authorized(tmp_path):
+def test_a_lost_client_pair_is_made_again_and_authorized_beside_the_old_key(tmp_path):
     create_keys(tmp_path)
     server_secret = (tmp_path / "server.key_secret").read_bytes()
+    old_authorized = (tmp_path / "authorized_clients" / "client.key").read_bytes()
     (tmp_path / "client.key_secret").unlink()
     written = sorted(str(p.relative_to(tmp_path)) for p in create_keys(tmp_path))
-    assert written == ["authorized_clients/client.key", "client.key", "client.key_secret"]
+    assert written == ["authorized_clients/client-2.key", "client.key", "client.key_secret"]
     assert (tmp_path / "server.key_secret").read_bytes() == server_secret
-    assert (tmp_path / "authorized_clients" / "client.key").read_bytes() == (tmp_path / "client.key").read_bytes()
+    assert (tmp_path / "authorized_clients" / "client.key").read_bytes() == old_authorized
+    assert (tmp_path / "authorized_clients" / "client-2.key").read_bytes() == (tmp_path / "client.key").read_bytes()
+    assert create_keys(tmp_path) == []
+
+
+def test_an_authorized_key_of_another_client_is_never_replaced(tmp_path):
+    create_keys(tmp_path / "other")
+    other_public = (tmp_path / "other" / "client.key").read_bytes()
+    authorized = tmp_path / "keys" / "authorized_clients"
+    authorized.mkdir(parents=True)
+    (authorized / "client.key").write_bytes(other_public)
+    (authorized / "client-2.key").write_bytes(other_public)
+    written = sorted(str(p.relative_to(tmp_path / "keys")) for p in create_keys(tmp_path / "keys"))
+    assert "authorized_clients/client-3.key" in written
+    assert (authorized / "client.key").read_bytes() == other_public
+    assert (authorized / "client-2.key").read_bytes() == other_public
+    assert (authorized / "client-3.key").read_bytes() == (tmp_path / "keys" / "client.key").read_bytes()
 
 
 def test_an_unwritable_folder_is_a_one_line_error(tmp_path, capsys):
@@ -112,3 +129,11 @@ def test_binding_beyond_loopback_needs_keys(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("avatarify: error: Refusing to listen on tcp://*:5557 without keys")
     assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "soon"])
+def test_client_timeout_must_be_seconds_above_zero(value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["worker", "--client-timeout", value])
+    assert exit_info.value.code == 2
+    assert f"--client-timeout: {value!r} is not a number of seconds above 0" in capsys.readouterr().err

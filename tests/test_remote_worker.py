@@ -8,7 +8,9 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+import uuid
 from pathlib import Path
 
 import cv2
@@ -20,9 +22,10 @@ from avatarify.engine import add_model_arguments, predictor_from_args
 from avatarify.errors import AvatarifyError
 from avatarify.images import read_image
 from avatarify.predictor import Predictor, prepare_frame
-from avatarify.remote.client import UNREACHABLE, RemotePredictor, WorkerRefusedError
+from avatarify.remote.client import CONNECTED, UNREACHABLE, RemotePredictor, WorkerLostError, WorkerRefusedError
 from avatarify.remote.keys import create_keys, load_client_keys
-from avatarify.remote.protocol import decode_image, encode_image, encode_message
+from avatarify.remote.protocol import decode_image, decode_message, encode_image, encode_message
+from avatarify.remote.worker import MAX_CLIENTS, MAX_QUEUED, Worker
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Generous limits that only guard against hangs; nothing here measures speed.
@@ -112,6 +115,15 @@ def avatars(avatars_dir) -> dict[str, np.ndarray]:
     return {name: read_image(avatars_dir / f"{name}.jpg") for name in ("mona", "einstein", "obama")}
 
 
+def dealer(address: str) -> zmq.Socket:
+    """A bare DEALER socket named as clients name themselves."""
+    socket = zmq.Context.instance().socket(zmq.DEALER)
+    socket.linger = 0
+    socket.routing_id = uuid.uuid4().hex.encode()
+    socket.connect(address)
+    return socket
+
+
 def connect(worker: WorkerProcess, **options) -> RemotePredictor:
     options.setdefault("encoding", "raw")
     options.setdefault("connect_timeout", START_TIMEOUT)
@@ -189,6 +201,8 @@ def test_bad_worker_options_are_one_line_errors():
     add_model_arguments(parser)
     for options, message in (
         (["--worker", "127.0.0.1:5557"], "tcp://HOST:PORT"),
+        (["--worker", "tcp://127.0.0.1:abc"], "tcp://HOST:PORT"),
+        (["--worker", "tcp://127.0.0.1:99999"], "tcp://HOST:PORT"),
         (["--worker", "tcp://127.0.0.1:5557", "--worker-jpeg-quality", "0"], "from 1 to 100"),
     ):
         with pytest.raises(AvatarifyError, match=message):
@@ -256,10 +270,7 @@ def test_results_never_go_back_in_time(shared_worker, small_model, frames, avata
 
 
 def test_garbage_and_oversized_messages_are_dropped(shared_worker, small_model, frames, avatars):
-    context = zmq.Context.instance()
-    rogue = context.socket(zmq.DEALER)
-    rogue.linger = 0
-    rogue.connect(shared_worker.address)
+    rogue = dealer(shared_worker.address)
     frame = prepare_frame(frames[0])
     bad = [
         ([b"\xff\xfe\x00 garbage"], "header is not JSON"),
@@ -316,8 +327,7 @@ def test_worker_survives_clients_that_vanish(shared_worker, small_model, frames,
         client.send_signal(signal.SIGKILL)
         client.wait(timeout=30)
     # A client that asks for a frame and disappears before the answer.
-    rogue = zmq.Context.instance().socket(zmq.DEALER)
-    rogue.connect(shared_worker.address)
+    rogue = dealer(shared_worker.address)
     fields = dict(avatar="0" * 32, neutral=1, calibrate=True, relative=True, adapt_movement_scale=True)
     rogue.send_multipart(
         encode_message("predict", 1, encode_image(prepare_frame(frames[0]), "raw"), enc="raw", quality=90,
@@ -332,6 +342,20 @@ def test_worker_survives_clients_that_vanish(shared_worker, small_model, frames,
     with connect(shared_worker) as remote:
         remote.set_avatar(avatars["obama"])
         np.testing.assert_array_equal(remote.predict(frames[3]), local.predict(frames[3]))
+
+
+def test_a_peer_without_an_identity_is_not_served(shared_worker):
+    # ZeroMQ names such a peer as it names what is left of a connection a reconnect replaced: neither is a client.
+    anonymous = zmq.Context.instance().socket(zmq.DEALER)
+    anonymous.linger = 0
+    anonymous.connect(shared_worker.address)
+    anonymous.send_multipart(encode_message("hello", 0))
+    named = dealer(shared_worker.address)
+    named.send_multipart(encode_message("hello", 0))
+    assert receive(named).type == "welcome"
+    assert not anonymous.poll(1000)
+    anonymous.close()
+    named.close()
 
 
 def test_worker_absent_killed_and_restarted(start_worker, small_model, frames, avatars):
@@ -439,3 +463,245 @@ def test_cli_refuses_a_worker_that_wants_keys_in_one_line(start_worker, tmp_path
     assert "requires keys" in last_line and "--worker-keys" in last_line
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_animate_stops_without_a_file_when_the_worker_dies_mid_render(
+    start_worker, tmp_path, avatar_path, driving_video
+):
+    worker = start_worker()
+    output = tmp_path / "out.mp4"
+    stderr_path = tmp_path / "animate.err"
+    with open(stderr_path, "w") as stderr:
+        animate = subprocess.Popen(
+            [sys.executable, "-m", "avatarify", "animate", str(avatar_path), str(driving_video), "-o", str(output),
+             "--worker", worker.address, "--worker-transport", "raw"],
+            cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+    try:
+        # The unfinished file appears with the first frame written: the render is under way. It is paused
+        # there (the small model renders the whole clip in a moment) while the worker dies.
+        deadline = time.monotonic() + START_TIMEOUT
+        while not list(tmp_path.glob(".out-*.mp4")):
+            assert animate.poll() is None, stderr_path.read_text()
+            assert time.monotonic() < deadline, stderr_path.read_text()
+            time.sleep(0.005)
+        animate.send_signal(signal.SIGSTOP)
+        worker.kill()
+        animate.send_signal(signal.SIGCONT)
+        assert animate.wait(timeout=START_TIMEOUT) == 2, stderr_path.read_text()
+    finally:
+        if animate.poll() is None:
+            animate.send_signal(signal.SIGCONT)
+            animate.kill()
+    err = stderr_path.read_text()
+    last_line = err.strip().splitlines()[-1]
+    assert last_line.startswith(f"avatarify: error: The worker at {worker.address} stopped answering")
+    assert "nothing was written" in last_line
+    assert "Traceback" not in err and "camera image" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["animate.err", worker.log_path.name]
+
+
+def test_strict_predictor_never_returns_a_stand_in(start_worker, frames, avatars):
+    worker = start_worker()
+    with connect(worker, strict=True) as remote:
+        assert remote.frame_timeout == 10.0
+        remote.set_avatar(avatars["mona"])
+        assert not np.array_equal(remote.predict(frames[0]), prepare_frame(frames[0]))
+        worker.kill()
+        with pytest.raises(WorkerLostError, match="stopped answering"):
+            remote.predict(frames[1])
+        assert remote.stats().passthrough_frames == 0
+
+
+def test_worker_uses_the_precision_asked_for(start_worker, small_predictor, frames, avatars):
+    worker = start_worker(None, "--precision", "fp32")
+    small_predictor.set_avatar(avatars["einstein"])
+    with connect(worker) as remote:
+        remote.set_avatar(avatars["einstein"])
+        for frame in frames[:2]:
+            np.testing.assert_array_equal(remote.predict(frame), small_predictor.predict(frame))
+    log = worker.log()
+    # Once for the model loaded at start, once for this client's predictor.
+    assert log.count("Model on cpu: fp32 decoder") == 2 and "bf16" not in log
+
+
+def test_a_full_worker_refuses_clients_clearly_and_reconnects_keep_their_place(
+    start_worker, frames, avatars, caplog
+):
+    worker = start_worker(None, "--client-timeout", "6")
+    clients = [connect(worker) for _ in range(MAX_CLIENTS)]
+    try:
+        with pytest.raises(WorkerRefusedError, match="is busy"):
+            RemotePredictor(worker.address, connect_timeout=START_TIMEOUT)
+        # A client that is already running shows the refusal (logged once) and keeps asking.
+        caplog.clear()
+        waiting = RemotePredictor(worker.address, encoding="raw", connect_timeout=0, frame_timeout=START_TIMEOUT)
+        deadline = time.monotonic() + LOG_TIMEOUT
+        while not waiting.state.startswith("refused: "):
+            assert time.monotonic() < deadline, waiting.state
+            time.sleep(0.05)
+        assert "is busy" in waiting.device_name
+        time.sleep(4 * waiting.heartbeat_interval)
+        assert [r.getMessage() for r in caplog.records].count(waiting.state.removeprefix("refused: ")) == 1
+
+        # Every client reconnects after the worker froze, keeping its place: none is refused, none is new.
+        worker.process.send_signal(signal.SIGSTOP)
+        try:
+            deadline = time.monotonic() + LOG_TIMEOUT
+            while any(client.state != UNREACHABLE for client in clients):
+                assert time.monotonic() < deadline, [client.state for client in clients]
+                time.sleep(0.05)
+        finally:
+            worker.process.send_signal(signal.SIGCONT)
+        for client in clients:
+            assert client.wait_until_connected(START_TIMEOUT), client.state
+        assert worker.log().count("connected from") == MAX_CLIENTS
+
+        # A place frees up when a client leaves: the waiting one gets in by itself and is served.
+        clients.pop().close()
+        deadline = time.monotonic() + LOG_TIMEOUT
+        while waiting.state != CONNECTED:
+            assert time.monotonic() < deadline, waiting.state
+            time.sleep(0.05)
+        waiting.set_avatar(avatars["mona"])
+        waiting.predict(frames[0])
+        assert waiting.stats().frames == 1
+        waiting.close()
+        assert worker.log().count("Refused client") == 2
+    finally:
+        for client in clients:
+            client.close()
+
+
+class LosingWorker(threading.Thread):
+    """A worker speaking the protocol by hand that loses the first avatar upload it gets (answering `rejected`)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.router = zmq.Context.instance().socket(zmq.ROUTER)
+        self.router.linger = 0
+        self.address = f"tcp://127.0.0.1:{self.router.bind_to_random_port('tcp://127.0.0.1')}"
+        self.uploads = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                if self.router.poll(50):
+                    identity, *parts = self.router.recv_multipart()
+                    self.router.send_multipart([identity, *self.answer(decode_message(parts))])
+        finally:
+            self.router.close()
+
+    def answer(self, message) -> list[bytes]:
+        known = self.uploads > 1
+        if message.type == "hello":
+            return encode_message("welcome", message.id)
+        if message.type == "ping":
+            return encode_message("pong", message.id)
+        if message.type == "avatar" and message.payload is not None:
+            self.uploads += 1
+            if self.uploads == 1:
+                return encode_message("error", message.id, code="rejected", message="the queue is full")
+            return encode_message("avatar_ok", message.id, hash=message.header["hash"], known=True)
+        if message.type == "avatar":
+            return encode_message("avatar_ok", message.id, hash=message.header["hash"], known=known)
+        if not known:
+            return encode_message("error", message.id, code="need_avatar", message="avatar not uploaded")
+        inverted = encode_image(255 - message.frame(), "raw")
+        return encode_message("result", message.id, inverted, model_ms=1.0, enc="raw")
+
+
+def test_a_lost_avatar_upload_is_sent_again(frames, avatars):
+    worker = LosingWorker()
+    worker.start()
+    try:
+        with RemotePredictor(worker.address, encoding="raw", connect_timeout=START_TIMEOUT) as remote:
+            assert remote.wait_until_connected(START_TIMEOUT), remote.state
+            remote.set_avatar(avatars["mona"])
+            # The first frame finds the avatar missing even after its retry: the camera image comes back.
+            np.testing.assert_array_equal(remote.predict(frames[0]), prepare_frame(frames[0]))
+            np.testing.assert_array_equal(remote.predict(frames[1]), 255 - prepare_frame(frames[1]))
+            assert remote.stats().avatar_uploads == 2
+        assert worker.uploads == 2
+    finally:
+        worker.stop.set()
+        worker.join(timeout=30)
+
+
+@pytest.fixture
+def serve_in_thread():
+    """Run Worker(factory, client_timeout) in this process on a loopback port; stopped after the test."""
+    running: list[tuple[threading.Event, threading.Thread]] = []
+
+    def serve(factory, client_timeout: float = 10.0) -> tuple[Worker, threading.Event, threading.Thread]:
+        worker = Worker(factory, bind=f"tcp://127.0.0.1:{free_port()}", client_timeout=client_timeout)
+        stop = threading.Event()
+        thread = threading.Thread(target=worker.serve, args=(stop,), daemon=True)
+        thread.start()
+        running.append((stop, thread))
+        deadline = time.monotonic() + LOG_TIMEOUT
+        while worker.endpoint is None:
+            assert thread.is_alive() and time.monotonic() < deadline, "the worker did not start"
+            time.sleep(0.01)
+        return worker, stop, thread
+
+    yield serve
+    for stop, thread in running:
+        stop.set()
+        thread.join(timeout=30)
+
+
+
+
+def receive(socket: zmq.Socket):
+    assert socket.poll(LOG_TIMEOUT * 1000), "no answer from the worker"
+    return decode_message(socket.recv_multipart())
+
+
+def test_worker_answers_heartbeats_and_stops_while_its_model_hangs(serve_in_thread):
+    entered, release = threading.Event(), threading.Event()
+
+    def hanging_predictor():
+        entered.set()
+        release.wait()
+        raise RuntimeError("the model never came back")
+
+    worker, stop, thread = serve_in_thread(hanging_predictor, client_timeout=0.5)
+    try:
+        flood = dealer(worker.endpoint)
+        flood.send_multipart(encode_message("avatar", 1, hash="ab"))
+        assert entered.wait(LOG_TIMEOUT)
+        # The model thread hangs on the first request: the queue fills, and what does not fit is answered.
+        for request_id in range(2, MAX_QUEUED + 7):
+            flood.send_multipart(encode_message("avatar", request_id, hash="ab"))
+        answers = [receive(flood) for _ in range(5)]
+        assert [(m.type, m.header["code"], m.header["message"]) for m in answers] == [
+            ("error", "rejected", "the queue is full")
+        ] * 5
+        # The flooding client falls silent: forgetting it needs room in the full queue, which must not block.
+        time.sleep(4 * worker.client_timeout)
+        prober = dealer(worker.endpoint)
+        prober.send_multipart(encode_message("ping", 7))
+        assert receive(prober).type == "pong"
+        stop.set()  # as SIGTERM does
+        thread.join(timeout=LOG_TIMEOUT)
+        assert not thread.is_alive()
+        flood.close()
+        prober.close()
+    finally:
+        release.set()
+
+
+def test_worker_errors_do_not_tell_clients_the_details(serve_in_thread, caplog):
+    def failing_predictor():
+        raise RuntimeError("CUDA out of memory in /home/someone/models/secret.py")
+
+    worker, _, _ = serve_in_thread(failing_predictor)
+    client = dealer(worker.endpoint)
+    client.send_multipart(encode_message("avatar", 3, hash="ab"))
+    answer = receive(client)
+    client.close()
+    assert (answer.type, answer.id, answer.header["code"]) == ("error", 3, "failed")
+    assert "secret" not in answer.header["message"] and "CUDA" not in answer.header["message"]
+    assert any(r.exc_info and "secret.py" in str(r.exc_info[1]) for r in caplog.records)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import threading
 from pathlib import Path
@@ -13,6 +14,16 @@ from . import CLIENT_TIMEOUT, DEFAULT_BIND
 
 # Stands for "the default keys folder" until a handler resolves it (resolving needs zmq and platformdirs).
 DEFAULT_KEYS = "default"
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds above 0")
+    return seconds
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--client-timeout",
-        type=float,
+        type=_seconds,
         default=CLIENT_TIMEOUT,
         metavar="S",
         help=f"forget a client silent this long ({CLIENT_TIMEOUT:g} s)",
@@ -78,13 +89,20 @@ def _keys_dir(value: str | None) -> Path | None:
     return default_keys_dir() if value == DEFAULT_KEYS else Path(value).expanduser()
 
 
-def remote_predictor_from_args(args: argparse.Namespace, relative: bool = True, adapt_movement_scale: bool = True):
-    """A RemotePredictor for the --worker options; AvatarifyError for bad options or refused keys."""
+def remote_predictor_from_args(
+    args: argparse.Namespace, relative: bool = True, adapt_movement_scale: bool = True, strict: bool = False
+):
+    """A RemotePredictor for the --worker options (`strict`: see RemotePredictor); AvatarifyError for bad options
+    or refused keys."""
     from .client import RemotePredictor
     from .keys import load_client_keys
 
     parts = urlsplit(args.worker)
-    if parts.scheme != "tcp" or parts.port is None:
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or out of range
+        port = None
+    if parts.scheme != "tcp" or port is None:
         raise AvatarifyError(f"--worker {args.worker}: give the worker's address as tcp://HOST:PORT.")
     if not 1 <= args.worker_jpeg_quality <= 100:
         raise AvatarifyError(f"--worker-jpeg-quality {args.worker_jpeg_quality}: choose a quality from 1 to 100.")
@@ -96,6 +114,7 @@ def remote_predictor_from_args(args: argparse.Namespace, relative: bool = True, 
         jpeg_quality=args.worker_jpeg_quality,
         relative=relative,
         adapt_movement_scale=adapt_movement_scale,
+        strict=strict,
     )
 
 
@@ -108,10 +127,16 @@ def run_worker(args: argparse.Namespace) -> int:
     keys_dir = _keys_dir(args.keys)
     keys = load_server_keys(keys_dir) if keys_dir is not None else None
     check_bind(args.bind, keys)  # before the model loads, so a refusal is immediate
-    model = create_predictor(args.checkpoint, args.config, args.device).model
+    model = create_predictor(args.checkpoint, args.config, args.device, precision=args.precision).model
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())  # stop cleanly under service managers
-    Worker(lambda: Predictor(model), bind=args.bind, keys=keys, client_timeout=args.client_timeout).serve(stop)
+    worker = Worker(
+        lambda: Predictor(model, precision=args.precision),
+        bind=args.bind,
+        keys=keys,
+        client_timeout=args.client_timeout,
+    )
+    worker.serve(stop)
     return 0
 
 

@@ -11,6 +11,7 @@ import statistics
 import struct
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,8 @@ CLOSED = "closed"
 HEARTBEAT_INTERVAL = 0.5
 HEARTBEAT_TIMEOUT = 2.0
 FRAME_TIMEOUT = 2.0
+# In strict mode a frame that gets no result is an error, so slow frames get more time.
+STRICT_FRAME_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 5.0
 # Secure handshakes cut short this many times in a row mean the worker's key is not the one given.
 REFUSAL_HANDSHAKES = 3
@@ -64,6 +67,10 @@ class WorkerRefusedError(AvatarifyError):
 
 class WorkerAddressError(AvatarifyError):
     """The worker address is not one ZeroMQ can connect to."""
+
+
+class WorkerLostError(AvatarifyError):
+    """In strict mode: the worker did not animate a frame (gone, or too slow)."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +105,9 @@ class RemotePredictor:
     Frames travel as JPEG at `jpeg_quality` or raw (`encoding`); `relative`, `adapt_movement_scale`
     and `motion_strength` go with every frame. `state` says whether the worker is reachable; while it
     is not, `predict` returns the input frame resized to 256x256 and the client keeps reconnecting.
-    A worker that refuses the keys raises WorkerRefusedError from the constructor.
+    With `strict` (for rendering files) `predict` raises WorkerLostError instead of returning anything
+    but this frame's own result; `frame_timeout` is then STRICT_FRAME_TIMEOUT unless given.
+    A worker that refuses the keys, or is full, raises WorkerRefusedError from the constructor.
     """
 
     def __init__(
@@ -111,9 +120,10 @@ class RemotePredictor:
         adapt_movement_scale: bool = True,
         motion_strength: float = 1.0,
         connect_timeout: float = CONNECT_TIMEOUT,
-        frame_timeout: float = FRAME_TIMEOUT,
+        frame_timeout: float | None = None,
         heartbeat_interval: float = HEARTBEAT_INTERVAL,
         heartbeat_timeout: float = HEARTBEAT_TIMEOUT,
+        strict: bool = False,
     ) -> None:
         if encoding not in ENCODINGS:
             raise ValueError(f"encoding must be one of {ENCODINGS}, not {encoding!r}")
@@ -126,6 +136,9 @@ class RemotePredictor:
         self.relative = relative
         self.adapt_movement_scale = adapt_movement_scale
         self.motion_strength = motion_strength
+        self.strict = strict
+        if frame_timeout is None:
+            frame_timeout = STRICT_FRAME_TIMEOUT if strict else FRAME_TIMEOUT
         self.frame_timeout = frame_timeout
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
@@ -152,6 +165,9 @@ class RemotePredictor:
         self._passthrough = 0
         self._uploads = 0
         self._failed_handshakes = 0
+        # One identity for every socket this client opens, so that the worker sees a reconnect as the
+        # same client (keeping its place) rather than as one more.
+        self._routing_id = uuid.uuid4().hex.encode()
 
         self._context = zmq.Context()
         self._front = self._context.socket(zmq.PAIR)
@@ -223,15 +239,18 @@ class RemotePredictor:
 
         Waits at most `frame_timeout` for this frame's result; returns the input frame resized to
         256x256 while the worker is unreachable or refuses this client, and until its first result.
+        In strict mode returns only this frame's result, and raises WorkerLostError instead.
         """
         prepared = prepare_frame(frame)
         with self._cond:
             if self._avatar_key is None:
                 raise RuntimeError("No avatar set; call set_avatar() first.")
             if self._state != CONNECTED:
+                if self.strict:
+                    raise self._lost(self._state)
                 self._passthrough += 1
                 return prepared
-            if len(self._in_flight) >= MAX_IN_FLIGHT:
+            if not self.strict and len(self._in_flight) >= MAX_IN_FLIGHT:
                 # The link or the worker is behind: skip this frame rather than queue it up.
                 self._dropped += 1
                 target = min(self._in_flight)
@@ -243,6 +262,9 @@ class RemotePredictor:
                 if remaining <= 0:
                     break
                 self._cond.wait(remaining)
+            if self.strict and self._newest_id != target:
+                why = f"no result within {self.frame_timeout:g} s" if self._state == CONNECTED else self._state
+                raise self._lost(why)
             if self._state != CONNECTED or self._newest is None:
                 self._passthrough += 1
                 return prepared
@@ -311,6 +333,12 @@ class RemotePredictor:
         except zmq.Again:
             return False
         return True
+
+    def _lost(self, why: str) -> WorkerLostError:
+        return WorkerLostError(
+            f"The worker at {self.address} stopped answering ({why}); nothing was written. "
+            "Check that it runs and try again."
+        )
 
     def _neutral_message(self) -> list[bytes]:
         assert self._neutral_frame is not None
@@ -382,6 +410,7 @@ class RemotePredictor:
         dealer.setsockopt(zmq.MAXMSGSIZE, MAX_PART_BYTES)
         dealer.setsockopt(zmq.RECONNECT_IVL, 100)
         dealer.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        dealer.setsockopt(zmq.ROUTING_ID, self._routing_id)
         if self.keys is not None:
             self.keys.apply(dealer)
         monitor = dealer.get_monitor_socket(_MONITOR_EVENTS)
@@ -400,7 +429,7 @@ class RemotePredictor:
         self._opened_at = time.monotonic()
         self._unanswered_since = None
         with self._cond:
-            if self._state == CONNECTED:
+            if self._state == CONNECTED and not self.strict:
                 log.warning(
                     "The worker at %s stopped answering; showing the camera image until it is back.", self.address
                 )
@@ -553,6 +582,16 @@ class RemotePredictor:
             self._on_error(request_id, header["code"], header["message"])
 
     def _on_error(self, request_id: int, code: str, text: str) -> None:
+        if code == "busy":
+            reason = (
+                f"The worker at {self.address} is busy: it serves as many clients as it can. "
+                "Close another client or try again later."
+            )
+            if self._problem != reason:
+                log.error("%s", reason)
+            # Each heartbeat asks again (hello): the worker welcomes this client once a place is free.
+            self._set_state(f"refused: {reason}", reason)
+            return
         request = self._in_flight.get(request_id)
         if request is not None and code in ("need_avatar", "need_neutral") and not request.replayed:
             if request.avatar == self._avatar_key:
@@ -564,6 +603,9 @@ class RemotePredictor:
                 request.replayed = True
                 self._send(request.parts)
                 return
+        if code == "need_avatar":
+            # Even the upload made for this request did not reach the worker: the next frame uploads again.
+            self._uploading = None
         log.warning("The worker at %s could not serve a request: %s (%s)", self.address, text, code)
         self._in_flight.pop(request_id, None)
         self._cond.notify_all()
@@ -571,9 +613,9 @@ class RemotePredictor:
     def _upload(self) -> None:
         if self._avatar is None or self._uploading == self._avatar_key:
             return
-        self._uploading = self._avatar_key
         payload = encode_image(self._avatar, "raw")
         if self._send(encode_message("avatar", self._new_id(), payload, hash=self._avatar_key, enc="raw")):
+            self._uploading = self._avatar_key
             self._uploads += 1
             log.info("Sent the avatar to the worker (%d bytes)", len(payload))
 

@@ -7,7 +7,6 @@ The worker needs the server pair and `authorized_clients/`; a client needs `serv
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,8 +72,9 @@ class ClientKeys:
 def create_keys(directory: Path | None = None) -> list[Path]:
     """Create the server and client key pairs in `directory` where missing and authorize the client.
 
-    Existing key pairs are kept. Each file appears whole (written aside, then moved in place);
-    secret keys are readable by the user only. Returns the files written.
+    Existing key pairs and authorized keys are kept (a new client key is authorized under a free name).
+    Each file appears whole (written aside, then moved in place); secret keys are readable by the user only.
+    Returns the files written.
     """
     directory = Path(directory) if directory is not None else default_keys_dir()
     try:
@@ -103,10 +103,16 @@ def _create_keys(directory: Path) -> list[Path]:
             ):
                 os.replace(source, target)
                 written.append(target)
-        authorized_key = public_key_path(authorized, CLIENT_NAME)
-        if public_key_path(directory, CLIENT_NAME) in written or not authorized_key.is_file():
+        client_public = public_key_path(directory, CLIENT_NAME).read_bytes()
+        if not any(key.read_bytes() == client_public for key in authorized.glob("*.key")):
+            # Other keys there may be clients still in use: the new one goes beside them, under a free name.
+            authorized_key = public_key_path(authorized, CLIENT_NAME)
+            number = 1
+            while authorized_key.exists():
+                number += 1
+                authorized_key = public_key_path(authorized, f"{CLIENT_NAME}-{number}")
             staged = Path(scratch) / "authorized.key"
-            shutil.copyfile(public_key_path(directory, CLIENT_NAME), staged)
+            staged.write_bytes(client_public)
             os.replace(staged, authorized_key)
             written.append(authorized_key)
     return written

@@ -2,8 +2,10 @@
 
 Two threads share the work. The socket thread owns the socket: it validates every message, answers
 heartbeats at once (so a long model call never looks like a dead worker), queues the rest and
-forgets clients that went silent. The model thread takes everything queued at once, skips all but
-the newest frame of each client (answering `dropped` for the others) and runs the model.
+forgets clients that went silent. Clients name themselves (a ZeroMQ routing id not starting with a
+zero byte), so that a reconnecting client keeps its place. The model thread takes everything queued
+at once, skips all but the newest frame of each client (answering `dropped` for the others) and runs
+the model.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -111,6 +114,8 @@ class Worker:
         self._clients: dict[bytes, ClientState] = {}
         self._avatars: OrderedDict[str, np.ndarray] = OrderedDict()
         self._last_seen: dict[bytes, float] = {}
+        # Clients turned away while full, and when each last asked: each is logged once, not at every hello.
+        self._refused: dict[bytes, float] = {}
         self.endpoint: str | None = None
 
     def serve(self, stop: threading.Event | None = None) -> None:
@@ -120,6 +125,8 @@ class Worker:
         router = self._context.socket(zmq.ROUTER)
         router.linger = 0
         router.setsockopt(zmq.MAXMSGSIZE, MAX_PART_BYTES)
+        # A client that reconnects keeps its identity (and place): the new connection replaces the old one.
+        router.setsockopt(zmq.ROUTER_HANDOVER, 1)
         pipe_address = _RESULTS_PIPE.format(uuid.uuid4().hex)
         results = self._context.socket(zmq.PAIR)
         results.bind(pipe_address)
@@ -152,7 +159,13 @@ class Worker:
                     self._receive(router)
                 self._evict_silent_clients()
         finally:
-            self._jobs.put((b"", _STOP))
+            try:
+                self._jobs.put_nowait((b"", _STOP))
+            except queue.Full:
+                # Stopping: queued requests go unanswered anyway; only this thread adds jobs, so one out makes room.
+                with suppress(queue.Empty):
+                    self._jobs.get_nowait()
+                self._jobs.put_nowait((b"", _STOP))
             if model_thread.is_alive():
                 model_thread.join(timeout=5)
             counters = self.counters
@@ -180,10 +193,7 @@ class Worker:
             except zmq.Again:
                 return
             # A ROUTER silently discards messages to clients that have gone, so a vanished client costs nothing.
-            try:
-                router.send_multipart(parts, zmq.NOBLOCK)
-            except zmq.Again:
-                log.debug("Client %s is not reading; reply dropped", parts[0].hex())
+            router.send_multipart(parts, zmq.NOBLOCK)
 
     def _receive(self, router: zmq.Socket) -> None:
         for _ in range(MAX_QUEUED):
@@ -192,14 +202,20 @@ class Worker:
             except zmq.Again:
                 return
             identity = frames[0].bytes
-            now = time.monotonic()
-            if identity not in self._last_seen:
-                log.info("Client %s connected from %s", identity.hex(), _peer_address(frames[0]))
-            self._last_seen[identity] = now
+            if identity.startswith(b"\0"):
+                # ZeroMQ's own names for a peer that set no identity and for a connection replaced by its
+                # client's reconnect (what was left on it): clients set their identity, so neither is one.
+                log.debug("Ignored a message from a connection without a client identity")
+                continue
             try:
                 message = decode_message([frame.bytes for frame in frames[1:]])
             except ProtocolError as exc:
                 self._reject(identity, str(exc))
+                continue
+            if not self._admit(identity, frames[0]):
+                router.send_multipart(
+                    [identity, *encode_message("error", message.id, code="busy", message="the worker is full")]
+                )
                 continue
             if message.type == "hello":
                 router.send_multipart([identity, *encode_message("welcome", message.id)])
@@ -209,21 +225,42 @@ class Worker:
                 try:
                     self._jobs.put_nowait((identity, message))
                 except queue.Full:
-                    self._reject(identity, "the worker's queue is full")
+                    router.send_multipart([identity, *self._reject(identity, "the queue is full", message.id)])
             else:
-                self._reject(identity, f"{message.type} is not a request")
+                reason = f"{message.type} is not a request"
+                router.send_multipart([identity, *self._reject(identity, reason, message.id)])
 
-    def _reject(self, identity: bytes, reason: str) -> None:
+    def _admit(self, identity: bytes, frame: zmq.Frame) -> bool:
+        """Note that `identity` was heard from now; False for a new client while MAX_CLIENTS are served."""
+        now = time.monotonic()
+        if identity not in self._last_seen:
+            if len(self._last_seen) >= MAX_CLIENTS:
+                if identity not in self._refused:
+                    log.warning("Refused client %s: already serving %d clients", identity.hex(), MAX_CLIENTS)
+                self._refused[identity] = now
+                return False
+            self._refused.pop(identity, None)
+            log.info("Client %s connected from %s", identity.hex(), _peer_address(frame))
+        self._last_seen[identity] = now
+        return True
+
+    def _reject(self, identity: bytes, reason: str, request_id: int = 0) -> list[bytes]:
+        """Count and log a message the worker will not serve; returns the error answer to it."""
         self.counters.rejected_messages += 1
         log.warning("Dropped a message from client %s: %s", identity.hex(), reason)
+        return encode_message("error", request_id, code="rejected", message=reason)
 
     def _evict_silent_clients(self) -> None:
         deadline = time.monotonic() - self.client_timeout
+        self._refused = {identity: seen for identity, seen in self._refused.items() if seen >= deadline}
         for identity, seen in list(self._last_seen.items()):
             if seen < deadline:
+                try:
+                    self._jobs.put_nowait((identity, _EVICT))
+                except queue.Full:
+                    return  # the model thread is behind: forget the client on a later round
                 del self._last_seen[identity]
                 log.info("Client %s went silent; forgetting it", identity.hex())
-                self._jobs.put((identity, _EVICT))
 
     # -- model thread ------------------------------------------------------------------------------------
 
@@ -243,27 +280,23 @@ class Worker:
                     for i, (identity, job) in enumerate(batch)
                     if isinstance(job, Message) and job.type == "predict"
                 }
+                if any(job == _STOP for _, job in batch):
+                    return
                 for i, (identity, job) in enumerate(batch):
-                    if job == _STOP:
-                        return
                     if job == _EVICT:
                         self._clients.pop(identity, None)
                         continue
                     reply = self._handle(identity, job, stale=newest.get(identity, i) != i)
-                    if reply is not None:
-                        replies.send_multipart([identity, *reply])
+                    # Fails only once serve() has stopped waiting for this thread: nobody is left to answer.
+                    with suppress(zmq.Again):
+                        replies.send_multipart([identity, *reply], zmq.NOBLOCK)
         finally:
             replies.close(linger=0)
 
-    def _handle(self, identity: bytes, message: Message, stale: bool) -> list[bytes] | None:
+    def _handle(self, identity: bytes, message: Message, stale: bool) -> list[bytes]:
         try:
             state = self._clients.get(identity)
             if state is None:
-                if len(self._clients) >= MAX_CLIENTS:
-                    log.warning("Refused client %s: already serving %d clients", identity.hex(), MAX_CLIENTS)
-                    return encode_message(
-                        "error", message.id, code="busy", message="the worker is serving too many clients"
-                    )
                 state = self._clients[identity] = ClientState(self.predictor_factory())
                 self.counters.clients += 1
             if message.type == "avatar":
@@ -274,11 +307,11 @@ class Worker:
                 return encode_message("neutral_ok", message.id, seq=state.neutral)
             return self._predict(state, message, stale)
         except ProtocolError as exc:
-            self._reject(identity, str(exc))
-        except Exception as exc:  # a failing model call must not stop the service for every client
+            return self._reject(identity, str(exc), message.id)
+        except Exception:  # a failing model call must not stop the service for every client
+            # The details (paths, internals) stay in this log; the client learns only that it failed.
             log.exception("Request %s of client %s failed", message.type, identity.hex())
-            return encode_message("error", message.id, code="failed", message=f"{exc.__class__.__name__}: {exc}")
-        return None
+            return encode_message("error", message.id, code="failed", message="the worker failed; see its log")
 
     def _set_avatar(self, state: ClientState, message: Message) -> list[bytes]:
         key = message.header["hash"]
