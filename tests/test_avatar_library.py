@@ -72,3 +72,14 @@ def test_names_and_default_folder():
     assert safe_file_stem("  ../../etc/passwd ") == "etc_passwd"
     assert safe_file_stem("???") == "avatar"
     assert default_user_avatar_dir().name == "avatars"
+
+
+def test_a_picture_file_is_found_by_its_path(tmp_path, avatars_dir, monkeypatch):
+    monkeypatch.setattr("avatarify.pipeline.avatars.default_user_avatar_dir", lambda: tmp_path / "user")
+    outside = tmp_path / "elsewhere" / "me.jpg"
+    outside.parent.mkdir()
+    shutil.copy(avatars_dir / "obama.jpg", outside)
+    library = AvatarLibrary.default(str(outside))
+    assert library.paths[0] == outside and library.find(str(outside)) == 0
+    assert library.find(str(tmp_path / "elsewhere" / ".." / "elsewhere" / "me.jpg")) == 0
+    assert AvatarLibrary.default().find(str(outside)) is None  # not part of the library without the choice

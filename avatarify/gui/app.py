@@ -52,24 +52,6 @@ def pipeline_settings(settings: AppSettings) -> PipelineSettings:
     return PipelineSettings(**{pipe_field: getattr(settings, app_field) for app_field, pipe_field in SHARED_FIELDS})
 
 
-def _avatar_library(avatar: str | None) -> AvatarLibrary:
-    """The user's and the app's avatars, plus `avatar` when it names a picture file outside them."""
-    path = Path(avatar).expanduser() if avatar else None
-    return AvatarLibrary.default(files=[path] if path is not None and path.is_file() else None)
-
-
-def _avatar_index(library: AvatarLibrary, wanted: str | None) -> int | None:
-    if not wanted or not len(library):
-        return None
-    path = Path(wanted).expanduser()
-    if path.is_file():
-        resolved = path.resolve()
-        for index, candidate in enumerate(library.paths):
-            if candidate.resolve() == resolved:
-                return index
-    return library.find(wanted)
-
-
 def _install_excepthook(window: MainWindow) -> None:
     """Unexpected errors in Qt callbacks are logged and shown in the window instead of aborting the app."""
 
@@ -87,9 +69,10 @@ def launch(options: LaunchOptions) -> tuple[MainWindow, Pipeline]:
     settings = store.load()
     camera, camera_problem = devices.open_camera_or_pending(settings, options.camera)
     problems = [camera_problem] if camera_problem else []
-    library = _avatar_library(options.avatar)
+    library = AvatarLibrary.default(options.avatar)
     pipeline = Pipeline(camera, library, None, None, pipeline_settings(settings))
-    index = _avatar_index(library, options.avatar or settings.avatar)
+    wanted = options.avatar or settings.avatar
+    index = library.find(wanted) if wanted else None
     if options.avatar and index is None:
         problems.append(f"No avatar called {options.avatar!r}; pick one in the gallery or add it.")
     if index is not None:

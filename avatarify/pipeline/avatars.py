@@ -49,9 +49,10 @@ class AvatarLibrary:
         self.reload()
 
     @classmethod
-    def default(cls, files: list[Path] | None = None) -> AvatarLibrary:
-        """The user's avatar folder, then the app's own avatars/ folder."""
-        return cls([default_user_avatar_dir(), REPO_AVATAR_DIR], files)
+    def default(cls, choice: str | None = None) -> AvatarLibrary:
+        """The user's avatar folder, then the app's own avatars/ folder; plus `choice` when it is a picture file."""
+        picture = Path(choice).expanduser() if choice else None
+        return cls([default_user_avatar_dir(), REPO_AVATAR_DIR], [picture] if picture and picture.is_file() else None)
 
     @property
     def user_folder(self) -> Path:
@@ -82,13 +83,16 @@ class AvatarLibrary:
         """The avatar picture as RGB uint8."""
         return read_image(self._path(index))
 
-    def find(self, name: str) -> int | None:
-        """The index of the avatar called `name` (file stem, any case), or None."""
-        wanted = name.casefold()
-        for index, path in enumerate(self.paths):
-            if path.stem.casefold() == wanted or path.name.casefold() == wanted:
-                return index
-        return None
+    def find(self, choice: str) -> int | None:
+        """The index of the avatar `choice` names: a picture file in the library, or a name (file stem, any case)."""
+        picture = Path(choice).expanduser()
+        if picture.is_file():
+            resolved = picture.resolve()
+            return next((i for i, path in enumerate(self.paths) if path.resolve() == resolved), None)
+        wanted = choice.casefold()
+        return next(
+            (i for i, path in enumerate(self.paths) if wanted in (path.stem.casefold(), path.name.casefold())), None
+        )
 
     def add(self, image: np.ndarray, name: str) -> Path:
         """Save `image` as a PNG in the user folder under a new name; an existing file is never replaced."""

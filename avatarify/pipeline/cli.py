@@ -68,16 +68,12 @@ def _avatar_library(spec: str | None):
     from ..errors import InputError
     from .avatars import AvatarLibrary, default_user_avatar_dir
 
-    if spec and Path(spec).expanduser().is_file():
-        return AvatarLibrary.default(files=[Path(spec).expanduser()]), 0
-    library = AvatarLibrary.default()
+    library = AvatarLibrary.default(spec)
     if not len(library):
         raise InputError(
             f"No avatars found: put pictures in {default_user_avatar_dir()} or pass --avatar PICTURE."
         )
-    if spec is None:
-        return library, 0
-    index = library.find(spec)
+    index = library.find(spec) if spec else 0
     if index is None:
         raise InputError(f"No avatar called {spec!r}; available: {', '.join(library.names)} (or give a picture file).")
     return library, index
