@@ -109,6 +109,8 @@ def cut_square(image: np.ndarray, crop: SquareCrop, size: int) -> np.ndarray:
         image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
         x0, y0, x1, y1 = x0 + pad, y0 + pad, x1 + pad, y1 + pad
     region = image[y0:y1, x0:x1]
+    if region.shape[0] == size:
+        return region.copy()  # callers may draw on the result; never hand out a view of the input
     interpolation = cv2.INTER_AREA if region.shape[0] > size else cv2.INTER_LINEAR
     return cv2.resize(region, (size, size), interpolation=interpolation)
 

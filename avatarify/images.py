@@ -62,19 +62,3 @@ def read_image(path: str | Path, max_side: int = MAX_AVATAR_SIDE) -> np.ndarray:
     elif decoded.ndim == 3 and decoded.shape[2] == 3:
         decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
     return shrink_to(to_rgb_uint8(decoded), max_side)
-
-
-def center_square(image: np.ndarray) -> np.ndarray:
-    """The largest centred square of an image."""
-    h, w = image.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    return image[top : top + side, left : left + side]
-
-
-def resize_square(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize a square image to size x size (area filter when shrinking)."""
-    if image.shape[0] == size and image.shape[1] == size:
-        return image
-    interpolation = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR
-    return cv2.resize(image, (size, size), interpolation=interpolation)

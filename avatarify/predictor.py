@@ -14,7 +14,8 @@ import torch
 from .fomm import FOMM, SourceEncoding
 from .fomm.motion import Keypoints, movement_scale, relative_keypoints
 from .fomm.optimize import enable_fast_paths
-from .images import center_square, resize_square, to_rgb_uint8
+from .faces import center_crop, cut_square
+from .images import to_rgb_uint8
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ class AvatarPredictor(Protocol):
 
 def prepare_frame(image: np.ndarray, size: int = FRAME_SIZE) -> np.ndarray:
     """Any RGB-like image as a size x size RGB uint8 array (centre square crop, then resize)."""
-    return resize_square(center_square(to_rgb_uint8(image)), size)
+    rgb = to_rgb_uint8(image)
+    return cut_square(rgb, center_crop(rgb.shape), size)
 
 
 def content_key(image: np.ndarray) -> str:
