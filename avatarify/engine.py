@@ -57,5 +57,5 @@ def predictor_from_args(
 
         return remote_predictor_from_args(args, relative, adapt_movement_scale)
     return create_predictor(
-        args.checkpoint, args.config, args.device, relative, adapt_movement_scale, getattr(args, "precision", "auto")
+        args.checkpoint, args.config, args.device, relative, adapt_movement_scale, args.precision
     )

@@ -87,12 +87,12 @@ def check_writable_output(path: str | os.PathLike) -> Path:
     if path.is_dir():
         raise InputError(f"Output {path} is a folder; give a file name such as {path / 'result.mp4'}.")
     if not folder.is_dir():
-        raise InputError(f"Output folder {folder} does not exist; create it or choose another -o path.")
+        raise InputError(f"Output folder {folder} does not exist; create it or choose another output file.")
     try:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".avatarify-", suffix=".probe"):
             pass
     except OSError as exc:
-        raise InputError(f"Cannot write to output folder {folder} ({exc.strerror}); choose another -o path.") from exc
+        raise InputError(f"Cannot write to output folder {folder} ({exc.strerror}); choose another output file.") from exc
     return path
 
 

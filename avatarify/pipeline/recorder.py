@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..video import Mp4Writer
+from ..video import Mp4Writer, check_writable_output
 from .vcam import even_size, fit_frame
 
 log = logging.getLogger(__name__)
@@ -21,9 +21,7 @@ class Recorder:
     """
 
     def __init__(self, path: str | Path, fps: float = 25.0) -> None:
-        self.path = Path(path).expanduser()
-        if not self.path.parent.is_dir():
-            raise InputError(f"Cannot record to {self.path}: folder {self.path.parent} does not exist.")
+        self.path = check_writable_output(path)
         if self.path.suffix.lower() not in (".mp4", ".m4v", ".mov"):
             raise InputError(f"Cannot record to {self.path}: use a .mp4 file name.")
         self.fps = fps
