@@ -10,7 +10,6 @@ from typing import Callable
 
 import numpy as np
 
-from ..device import CPU_WARNING
 from ..engine import create_predictor, predictor_from_args
 from ..pipeline.camera import CameraError, CameraInfo, FrameSource, list_cameras, open_source
 from ..pipeline.vcam import VirtualCameraOutput
@@ -20,7 +19,6 @@ from .settings import AppSettings
 
 log = logging.getLogger(__name__)
 
-CPU_HINT = CPU_WARNING
 CAMERA_RETRY_INTERVAL = 2.0
 
 

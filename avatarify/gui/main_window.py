@@ -19,6 +19,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from ..device import CPU_WARNING
 from ..pipeline.frames import PipelineFrame, PipelineStats
 from ..pipeline.camera import FrameSource
 from ..pipeline.pipeline import Pipeline
@@ -322,7 +323,7 @@ class MainWindow(QMainWindow):
         on_cpu = stats.device.split(":")[0] == "cpu"
         self.device_label.setText(f"⚠ {stats.device.upper()}: slow, use a GPU" if on_cpu else f"Device {stats.device}")
         self.device_label.setProperty("warning", on_cpu)
-        self.device_label.setToolTip(devices.CPU_HINT if on_cpu else "")
+        self.device_label.setToolTip(CPU_WARNING if on_cpu else "")
         unavailable = stats.vcam_state.startswith("unavailable")
         # The full reason is long (install hints); the banner and the tooltip carry it.
         self.vcam_label.setText("Virtual camera: unavailable" if unavailable else f"Virtual camera: {stats.vcam_state}")
