@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/bootstrap.sh
-bootstrap_venv
+bootstrap_venv model
 exec "$VENV/bin/avatarify" "$@"

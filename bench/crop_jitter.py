@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from avatarify.faces import crop_around_face, largest_face
+from avatarify.core.faces import crop_around_face, largest_face
 from avatarify.pipeline.crop import SmartCrop
-from avatarify.video import probe_video, read_frames
+from avatarify.core.video import probe_video, read_frames
 
 DRIVING_DIR = Path(__file__).resolve().parents[2] / "shared" / "media" / "driving"
 STILL_FRAMES = 60

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avatarify.fomm import DEFAULT_CONFIG, FOMM, load_model, normalize_kp
-from avatarify.fomm.optimize import reduced_precision_dtype
-from avatarify.predictor import Predictor, prepare_frame
+from avatarify.model.fomm import DEFAULT_CONFIG, FOMM, load_model, normalize_kp
+from avatarify.model.fomm.optimize import reduced_precision_dtype
+from avatarify.core.frame import prepare_frame
+from avatarify.model.predictor import Predictor
 
 GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "fomm-reference" / "golden_small_a" / "inputs.npz"
 
@@ -107,7 +108,7 @@ def peak_memory_mb(device: str) -> float:
     """Peak resident memory of a fresh process that loads vox-256 and runs the default predictor."""
     code = (
         "import sys, resource, numpy as np; sys.argv=['x'];"
-        "from avatarify.fomm import load_model; from avatarify.predictor import Predictor;"
+        "from avatarify.model.fomm import load_model; from avatarify.model.predictor import Predictor;"
         f"p=Predictor(load_model(device='{device}'));"
         "rng=np.random.default_rng(0); p.set_avatar(rng.integers(0,255,(256,256,3),dtype=np.uint8));"
         "[p.predict(rng.integers(0,255,(256,256,3),dtype=np.uint8)) for _ in range(5)];"

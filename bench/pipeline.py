@@ -20,15 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from avatarify.faces import center_crop, cut_square
-from avatarify.fomm import DEFAULT_CONFIG, load_model
+from avatarify.core.faces import center_crop, cut_square
+from avatarify.model.fomm import DEFAULT_CONFIG, load_model
 from avatarify.pipeline.avatars import AvatarLibrary
 from avatarify.pipeline.camera import VideoFileSource
 from avatarify.pipeline.frames import PipelineFrame
 from avatarify.pipeline.pipeline import Pipeline
 from avatarify.pipeline.settings import PipelineSettings
-from avatarify.predictor import FRAME_SIZE, Predictor
-from avatarify.video import read_frames
+from avatarify.model.predictor import FRAME_SIZE, Predictor
+from avatarify.core.video import read_frames
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 GOLDEN = SHARED / "fomm-reference" / "golden_small_a"

@@ -28,9 +28,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from avatarify.fomm import load_model
-from avatarify.images import read_image
-from avatarify.predictor import Predictor, prepare_frame
+from avatarify.model.fomm import load_model
+from avatarify.core.images import read_image
+from avatarify.model.predictor import Predictor, prepare_frame
 from avatarify.remote.client import RemotePredictor
 from avatarify.remote.protocol import decode_image, encode_image
 

@@ -1,5 +1,5 @@
 # Sourced by run.sh and test.sh: creates the virtual environment on first use and installs avatarify into it.
-# Usage: bootstrap_venv [EXTRAS]    (e.g. bootstrap_venv test)
+# Usage: bootstrap_venv [EXTRAS]    (e.g. bootstrap_venv model,test)
 # Honours AVATARIFY_VENV (default: .venv beside this repository) and PYTHON (default: python3).
 
 bootstrap_venv() {
@@ -16,7 +16,7 @@ bootstrap_venv() {
             return 1
         }
     fi
-    local stamp="$VENV/.avatarify-installed${extras:+-$extras}"
+    local stamp="$VENV/.avatarify-installed${extras:+-${extras//,/-}}"
     if [ ! -f "$stamp" ] || [ "$root/setup.cfg" -nt "$stamp" ]; then
         echo "Installing avatarify and its dependencies ..."
         # PyTorch first, so that no dependency pulls in another build of it. On Linux x86_64 it is pinned:

@@ -44,7 +44,7 @@ def small_checkpoint(golden_dir: Path) -> Path:
 @pytest.fixture
 def small_model(small_config: Path, small_checkpoint: Path):
     """A fresh small model per test: predictors rewrite their model in place for speed."""
-    from avatarify.fomm import load_model
+    from avatarify.model.fomm import load_model
 
     return load_model(small_config, small_checkpoint)
 
@@ -52,8 +52,8 @@ def small_model(small_config: Path, small_checkpoint: Path):
 @pytest.fixture
 def small_predictor(small_config: Path, small_checkpoint: Path):
     """A predictor on its own copy of the small model, in float32 (exact comparisons need it)."""
-    from avatarify.fomm import load_model
-    from avatarify.predictor import Predictor
+    from avatarify.model.fomm import load_model
+    from avatarify.model.predictor import Predictor
 
     return Predictor(load_model(small_config, small_checkpoint), precision="fp32")
 

@@ -10,8 +10,8 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from avatarify.cli import main
-from avatarify.video import has_audio_stream, probe_video, read_frames
+from avatarify.cli.main import main
+from avatarify.core.video import has_audio_stream, probe_video, read_frames
 
 
 def ffmpeg(*args: str) -> None:
@@ -223,8 +223,8 @@ def full_disk(tmp_path):
 
 
 def test_full_disk_is_one_line_and_leaves_nothing(full_disk):
-    from avatarify.errors import InputError
-    from avatarify.video import Mp4Writer
+    from avatarify.core.errors import InputError
+    from avatarify.core.video import Mp4Writer
 
     noise = np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8)
     with pytest.raises(InputError, match="failed .*disk space") as info:

@@ -6,9 +6,10 @@ import shutil
 import numpy as np
 import pytest
 
-from avatarify.errors import InputError
-from avatarify.images import read_image
-from avatarify.pipeline.avatars import AvatarLibrary, default_user_avatar_dir, safe_file_stem
+from avatarify.core.errors import InputError
+from avatarify.core.images import read_image
+from avatarify.core.paths import user_avatar_dir
+from avatarify.pipeline.avatars import AvatarLibrary, safe_file_stem
 
 
 @pytest.fixture
@@ -71,11 +72,11 @@ def test_reload_sees_pictures_added_outside_the_app(library, avatars_dir):
 def test_names_and_default_folder():
     assert safe_file_stem("  ../../etc/passwd ") == "etc_passwd"
     assert safe_file_stem("???") == "avatar"
-    assert default_user_avatar_dir().name == "avatars"
+    assert user_avatar_dir().name == "avatars"
 
 
 def test_a_picture_file_is_found_by_its_path(tmp_path, avatars_dir, monkeypatch):
-    monkeypatch.setattr("avatarify.pipeline.avatars.default_user_avatar_dir", lambda: tmp_path / "user")
+    monkeypatch.setattr("avatarify.pipeline.avatars.user_avatar_dir", lambda: tmp_path / "user")
     outside = tmp_path / "elsewhere" / "me.jpg"
     outside.parent.mkdir()
     shutil.copy(avatars_dir / "obama.jpg", outside)

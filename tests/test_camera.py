@@ -18,7 +18,7 @@ from avatarify.pipeline.camera import (
     open_source,
 )
 from avatarify.pipeline.pipeline import Pipeline
-from avatarify.video import read_frames
+from avatarify.core.video import read_frames
 
 WAIT = 60.0  # a guard against hanging, never a speed requirement
 

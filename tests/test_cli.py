@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from avatarify.cli import COMMANDS, build_parser, with_default_command
+from avatarify.cli.main import COMMANDS, build_parser, with_default_command
 
 
 @pytest.mark.parametrize(

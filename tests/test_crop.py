@@ -6,10 +6,10 @@ import itertools
 import numpy as np
 import pytest
 
-from avatarify.faces import SquareCrop, crop_around_face, largest_face
+from avatarify.core.faces import SquareCrop, crop_around_face, largest_face
 from avatarify.pipeline.crop import CropController, OneEuroFilter, SmartCrop, adjust_crop, clamp_offset, clamp_zoom
 from avatarify.pipeline.settings import MAX_CROP_ZOOM, MIN_CROP_ZOOM
-from avatarify.video import read_frames
+from avatarify.core.video import read_frames
 
 FRAMES = 40
 
@@ -84,7 +84,7 @@ def test_face_detection_runs_on_several_threads_with_a_classifier_each(avatar_pa
     import threading
 
     from avatarify import faces
-    from avatarify.images import read_image
+    from avatarify.core.images import read_image
 
     image = read_image(avatar_path)
     expected = faces.detect_faces(image)

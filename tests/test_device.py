@@ -6,8 +6,8 @@ import logging
 import pytest
 import torch
 
-from avatarify.device import CPU_WARNING, select_device
-from avatarify.errors import AvatarifyError
+from avatarify.model.device import CPU_WARNING, select_device
+from avatarify.core.errors import AvatarifyError
 
 
 @pytest.mark.skipif(torch.cuda.is_available() or torch.backends.mps.is_available(), reason="this machine has a GPU")

@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from avatarify.errors import CheckpointError
-from avatarify.fomm import DEFAULT_CONFIG, build_networks, load_model, read_model_params
+from avatarify.core.errors import CheckpointError
+from avatarify.model.fomm import DEFAULT_CONFIG, build_networks, load_model, read_model_params
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from avatarify.fomm import load_model, normalize_kp
+from avatarify.model.fomm import load_model, normalize_kp
 
 FRAMES = range(4)
 COMBOS = {"rel_adapt": (True, True), "rel_noadapt": (True, False), "abs": (False, False)}

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avatarify.fomm import DEFAULT_CONFIG, build_networks, read_model_params
-from avatarify.fomm.blocks import UpBlock2d
-from avatarify.fomm.optimize import (
+from avatarify.model.fomm import DEFAULT_CONFIG, build_networks, read_model_params
+from avatarify.model.fomm.blocks import UpBlock2d
+from avatarify.model.fomm.optimize import (
     FusedUpBlock2d,
     UpsampleConv2d,
     enable_fast_paths,
@@ -85,7 +85,7 @@ def test_explicit_precisions_and_bad_value():
 
 def test_merged_heads_and_small_map_conv_match_the_originals():
     torch.manual_seed(3)
-    from avatarify.fomm.optimize import MergedHeads, SmallMapConv2d
+    from avatarify.model.fomm.optimize import MergedHeads, SmallMapConv2d
 
     mask, occlusion = nn.Conv2d(12, 5, 7, padding=3), nn.Conv2d(12, 1, 7, padding=3)
     features = torch.randn(1, 12, 16, 16)
@@ -101,7 +101,7 @@ def test_merged_heads_and_small_map_conv_match_the_originals():
 
 @pytest.mark.parametrize("size", [(16, 16), (32, 24)])
 def test_winograd_conv_equals_direct_conv(size):
-    from avatarify.fomm.optimize import WinogradConv2d
+    from avatarify.model.fomm.optimize import WinogradConv2d
 
     torch.manual_seed(4)
     conv = nn.Conv2d(128, 32, 3, padding=1).eval()
@@ -115,7 +115,7 @@ def test_winograd_conv_equals_direct_conv(size):
 
 
 def test_winograd_conv_falls_back_where_it_does_not_pay():
-    from avatarify.fomm.optimize import WinogradConv2d
+    from avatarify.model.fomm.optimize import WinogradConv2d
 
     conv = nn.Conv2d(128, 8, 3, padding=1).eval()
     winograd = WinogradConv2d(conv)

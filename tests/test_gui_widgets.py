@@ -14,13 +14,13 @@ from PyQt5.QtCore import QEvent, QPoint, QPointF, Qt
 from PyQt5.QtGui import QKeySequence, QMouseEvent, QWheelEvent
 from PyQt5.QtWidgets import QApplication
 
-from avatarify.faces import largest_face
+from avatarify.core.faces import largest_face
 from avatarify.gui.crop_editor import CropEditor
 from avatarify.gui.first_run import FirstRunPanel, WeightsSource
 from avatarify.gui.hotkeys import HOTKEYS, HotkeyHelpDialog, hotkey, tooltip
 from avatarify.gui.settings import AppSettings
 from avatarify.gui.settings_dialog import SettingsDialog
-from avatarify.images import read_image
+from avatarify.core.images import read_image
 from avatarify.pipeline.camera import CameraInfo
 
 

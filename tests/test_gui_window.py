@@ -26,7 +26,7 @@ from avatarify.gui.settings_dialog import SettingsDialog
 from avatarify.pipeline.avatars import AvatarLibrary
 from avatarify.pipeline.camera import open_source
 from avatarify.pipeline.pipeline import Pipeline
-from avatarify.predictor import prepare_frame
+from avatarify.model.predictor import prepare_frame
 
 VCAM_BACKEND = "avatarify-gui-test"
 
@@ -457,8 +457,8 @@ def test_shipped_avatars_cannot_be_removed(qtbot, make_window, avatars_dir: Path
 def test_first_run_without_weights(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, driving_video: Path,
                                    small_config: Path, small_checkpoint: Path) -> None:
     """The app as `avatarify gui` starts it, on a computer without weights: preview and passthrough work."""
-    from avatarify.errors import CheckpointError
-    from avatarify.weights import find_checkpoint
+    from avatarify.core.errors import CheckpointError
+    from avatarify.model.weights import find_checkpoint
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.delenv("AVATARIFY_CHECKPOINT", raising=False)
@@ -492,8 +492,8 @@ def test_first_run_without_weights(qtbot, tmp_path: Path, monkeypatch: pytest.Mo
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_precision_option_reaches_the_model(small_config: Path, small_checkpoint: Path, precision: str) -> None:
-    from avatarify.cli import build_parser
-    from avatarify.gui.cli import model_options
+    from avatarify.cli.main import build_parser
+    from avatarify.cli.gui import model_options
     from avatarify.gui.devices import load_predictor
 
     args = build_parser().parse_args(["gui", "--config", str(small_config), "--precision", precision])

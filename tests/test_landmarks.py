@@ -5,16 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from avatarify.images import read_image
-from avatarify.pipeline.landmarks import (
-    OFFLINE_ENV,
-    LandmarkDetector,
-    downloads_allowed,
-    normalize_landmarks,
-    pose_distance,
-    pose_score,
-)
-from avatarify.predictor import prepare_frame
+from avatarify.core.images import read_image
+from avatarify.model.landmarks import OFFLINE_ENV, LandmarkDetector, downloads_allowed
+from avatarify.pipeline.pose import normalize_landmarks, pose_distance, pose_score
+from avatarify.core.frame import prepare_frame
 
 
 def face_like_points(seed: int = 0) -> np.ndarray:

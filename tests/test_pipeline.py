@@ -17,10 +17,10 @@ from avatarify.pipeline.avatars import AvatarLibrary
 from avatarify.pipeline.camera import VideoFileSource
 from avatarify.pipeline.frames import PipelineFrame
 from avatarify.pipeline.handoff import DropOldest
-from avatarify.pipeline.landmarks import LandmarkDetector
+from avatarify.model.landmarks import LandmarkDetector
 from avatarify.pipeline.pipeline import SMART_CROP_COLOR, Pipeline, output_size
 from avatarify.pipeline.vcam import VirtualCameraOutput
-from avatarify.predictor import Predictor, prepare_frame
+from avatarify.model.predictor import Predictor, prepare_frame
 from test_vcam import BACKEND, backends_for
 
 WAIT = 120.0  # a guard against hanging, never a speed requirement
@@ -290,7 +290,7 @@ def test_whole_pipeline_with_every_control(
 
 def test_output_is_square_or_padded_to_the_camera_aspect(driving_video, avatars_dir, tmp_path):
     from avatarify.pipeline.camera import ImageFolderSource
-    from avatarify.video import read_frames
+    from avatarify.core.video import read_frames
 
     folder = tmp_path / "camera"
     folder.mkdir()

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avatarify.errors import InputError
+from avatarify.core.errors import InputError
 from avatarify.pipeline.recorder import Recorder
-from avatarify.video import probe_video, read_frames
+from avatarify.core.video import probe_video, read_frames
 
 
 def test_recording_is_a_readable_mp4_with_every_frame(tmp_path):

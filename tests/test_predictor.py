@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from avatarify.fomm import load_model, normalize_kp
-from avatarify.predictor import Predictor, prepare_frame
-from avatarify.video import read_frames
+from avatarify.model.fomm import load_model, normalize_kp
+from avatarify.core.frame import MotionOptions, prepare_frame
+from avatarify.model.predictor import Predictor
+from avatarify.core.video import read_frames
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,7 @@ def test_cached_path_matches_uncached(small_model, small_config, small_checkpoin
 
 def test_absolute_mode_matches_uncached(small_model, small_config, small_checkpoint, golden_frames):
     source, driving = golden_frames
-    predictor = Predictor(load_model(small_config, small_checkpoint), relative=False, optimize=False)
+    predictor = Predictor(load_model(small_config, small_checkpoint), MotionOptions(relative=False), optimize=False)
     predictor.set_avatar(source)
     for frame in driving[1:]:
         expected = plain_forward(small_model, source, frame, driving[0], relative=False, adapt=False)
@@ -90,16 +91,16 @@ def test_set_neutral_takes_the_given_frame(small_predictor, small_model, golden_
 def test_motion_strength_scales_relative_motion(small_predictor, video_frames):
     small_predictor.set_avatar(video_frames[0])
     neutral = small_predictor.animate_frame(video_frames[0])
-    small_predictor.motion_strength = 0.0
+    small_predictor.motion = MotionOptions(motion_strength=0.0)
     frozen = small_predictor.animate_frame(video_frames[5])
-    small_predictor.motion_strength = 1.0
+    small_predictor.motion = MotionOptions(motion_strength=1.0)
     moving = small_predictor.animate_frame(video_frames[5])
     assert (frozen - neutral).abs().max() < 1e-4
     assert (moving - neutral).abs().max() > 1e-3
 
 
 def test_switching_back_to_an_avatar_reuses_its_encoding(small_predictor, avatars_dir):
-    from avatarify.images import read_image
+    from avatarify.core.images import read_image
 
     first, second = (read_image(avatars_dir / name) for name in ("mona.jpg", "obama.jpg"))
     calls = []

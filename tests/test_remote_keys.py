@@ -6,7 +6,7 @@ import stat
 import pytest
 import zmq.auth
 
-from avatarify.cli import main
+from avatarify.cli.main import main
 from avatarify.remote.keys import (
     WorkerKeysError,
     create_keys,

@@ -18,11 +18,16 @@ import numpy as np
 import pytest
 import zmq
 
-from avatarify.engine import add_model_arguments, predictor_from_args
-from avatarify.errors import AvatarifyError
-from avatarify.images import read_image
-from avatarify.predictor import Predictor, prepare_frame
+from avatarify.cli.options import add_model_arguments, remote_options
+from avatarify.core.errors import AvatarifyError, EngineUnavailable
+from avatarify.core.frame import MotionOptions
+from avatarify.core.images import read_image
+from avatarify.core.frame import prepare_frame
+from avatarify.model.predictor import Predictor
 from avatarify.remote.client import CONNECTED, UNREACHABLE, RemotePredictor, WorkerLostError, WorkerRefusedError
+from avatarify.remote.client import connect as connect_remote
+from avatarify.remote.options import RemoteOptions
+from avatarify.remote.connection import HEARTBEAT_INTERVAL
 from avatarify.remote.keys import create_keys, load_client_keys
 from avatarify.remote.protocol import decode_image, decode_message, encode_image, encode_message
 from avatarify.remote.worker import MAX_CLIENTS, MAX_QUEUED, Worker
@@ -126,24 +131,30 @@ def dealer(address: str) -> zmq.Socket:
 
 def connect(worker: WorkerProcess, **options) -> RemotePredictor:
     options.setdefault("encoding", "raw")
-    options.setdefault("connect_timeout", START_TIMEOUT)
     predictor = RemotePredictor(worker.address, **options)
     assert predictor.wait_until_connected(START_TIMEOUT), predictor.state
     return predictor
+
+
+def refused(address: str, keys) -> None:
+    """Connect with `keys` and wait: WorkerRefusedError when the worker refuses, as the commands report it."""
+    with RemotePredictor(address, keys=keys) as predictor:
+        if not predictor.wait_until_connected(START_TIMEOUT) and predictor.problem:
+            raise WorkerRefusedError(predictor.problem)
 
 
 def animate(predictor, avatar: np.ndarray, frames: list[np.ndarray]) -> list[np.ndarray]:
     """The same calls a session makes: poses, controls and neutral poses changing along the way."""
     predictor.set_avatar(avatar)
     outputs = [predictor.predict(frame) for frame in frames[:3]]
-    predictor.relative = False
+    predictor.motion = MotionOptions(relative=False)
     outputs.append(predictor.predict(frames[3]))
-    predictor.relative, predictor.motion_strength = True, 0.5
+    predictor.motion = MotionOptions(motion_strength=0.5)
     outputs.append(predictor.predict(frames[4]))
     predictor.set_neutral(frames[1])
     outputs.append(predictor.predict(frames[5]))
     predictor.calibrate()
-    predictor.adapt_movement_scale, predictor.motion_strength = False, 1.0
+    predictor.motion = MotionOptions(adapt_movement_scale=False)
     outputs += [predictor.predict(frames[2]), predictor.predict(frames[4])]
     return outputs
 
@@ -153,8 +164,8 @@ def test_raw_round_trip_equals_the_local_predictor(shared_worker, small_model, f
     parser = argparse.ArgumentParser()
     add_model_arguments(parser)
     args = parser.parse_args(["--worker", shared_worker.address, "--worker-transport", "raw"])
-    remote = predictor_from_args(args)
-    assert isinstance(remote, RemotePredictor)
+    remote = connect_remote(remote_options(args), wait=START_TIMEOUT)
+    assert remote.state == CONNECTED
     try:
         outputs = animate(remote, avatars["mona"], frames)
         stats = remote.stats()
@@ -163,7 +174,7 @@ def test_raw_round_trip_equals_the_local_predictor(shared_worker, small_model, f
     assert len(outputs) == len(local)
     for mine, theirs in zip(outputs, local, strict=True):
         np.testing.assert_array_equal(mine, theirs)
-    assert stats.frames == len(local) and stats.passthrough_frames == 0
+    assert stats.frames == len(local) and stats.unavailable_frames == 0
     assert stats.bytes_per_frame == 2 * 256 * 256 * 3
     assert stats.round_trip_ms >= stats.worker_ms > 0
 
@@ -206,7 +217,7 @@ def test_bad_worker_options_are_one_line_errors():
         (["--worker", "tcp://127.0.0.1:5557", "--worker-jpeg-quality", "0"], "from 1 to 100"),
     ):
         with pytest.raises(AvatarifyError, match=message):
-            predictor_from_args(parser.parse_args(options))
+            remote_options(parser.parse_args(options))
 
 
 def test_two_clients_with_different_avatars_at_once(shared_worker, small_model, frames, avatars):
@@ -253,16 +264,21 @@ def test_results_never_go_back_in_time(shared_worker, small_model, frames, avata
         shown = []
         for frame in frames:
             for _ in range(4):
-                output = remote.predict(frame)
+                try:
+                    output = remote.predict(frame)
+                except EngineUnavailable:  # no result has come back yet
+                    assert not shown
+                    continue
                 matches = [i for i, candidate in enumerate(expected) if np.array_equal(output, candidate)]
-                if matches:
-                    shown.append(matches[0])
-                else:
-                    np.testing.assert_array_equal(output, prepare_frame(frame))
+                assert matches, "a result that is none of the frames' results"
+                shown.append(matches[0])
         deadline = time.monotonic() + LOG_TIMEOUT
         while not shown or shown[-1] != len(frames) - 1:
             assert time.monotonic() < deadline, f"the last frame's result never came: {shown}"
-            output = remote.predict(frames[-1])
+            try:
+                output = remote.predict(frames[-1])
+            except EngineUnavailable:
+                continue
             shown += [i for i, candidate in enumerate(expected) if np.array_equal(output, candidate)]
         stats = remote.stats()
     assert shown == sorted(shown)
@@ -304,13 +320,18 @@ CLIENT_SCRIPT = textwrap.dedent(
     """
     import sys
     import numpy as np
+    from avatarify.core.errors import EngineUnavailable
     from avatarify.remote.client import RemotePredictor
 
-    predictor = RemotePredictor(sys.argv[1], encoding="raw", connect_timeout=120)
+    predictor = RemotePredictor(sys.argv[1], encoding="raw")
+    predictor.wait_until_connected(120)
     rng = np.random.default_rng(0)
     predictor.set_avatar(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8))
     while True:
-        predictor.predict(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8))
+        try:
+            predictor.predict(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8))
+        except EngineUnavailable:
+            continue
         if predictor.stats().frames == 2:
             print("streaming", flush=True)
     """
@@ -360,15 +381,16 @@ def test_a_peer_without_an_identity_is_not_served(shared_worker):
 
 def test_worker_absent_killed_and_restarted(start_worker, small_model, frames, avatars):
     port = free_port()
-    remote = RemotePredictor(f"tcp://127.0.0.1:{port}", encoding="raw", connect_timeout=0.1)
+    remote = RemotePredictor(f"tcp://127.0.0.1:{port}", encoding="raw")
     try:
-        # No worker yet: the camera image comes back, resized, and nothing blocks for long.
+        # No worker yet: the predictor says it cannot animate, and nothing blocks for long.
         remote.set_avatar(avatars["mona"])
         deadline = time.monotonic() + LOG_TIMEOUT
         while remote.state != UNREACHABLE:
             assert time.monotonic() < deadline, remote.state
-            np.testing.assert_array_equal(remote.predict(frames[0]), prepare_frame(frames[0]))
-        assert remote.stats().passthrough_frames > 0
+            with pytest.raises(EngineUnavailable):
+                remote.predict(frames[0])
+        assert remote.stats().unavailable_frames > 0
 
         local = Predictor(small_model)
         local.set_avatar(avatars["mona"])
@@ -381,8 +403,12 @@ def test_worker_absent_killed_and_restarted(start_worker, small_model, frames, a
         deadline = time.monotonic() + LOG_TIMEOUT
         while remote.state != UNREACHABLE:
             assert time.monotonic() < deadline, remote.state
+            try:
+                remote.predict(frames[3])
+            except EngineUnavailable:
+                pass
+        with pytest.raises(EngineUnavailable, match="worker unreachable"):
             remote.predict(frames[3])
-        np.testing.assert_array_equal(remote.predict(frames[3]), prepare_frame(frames[3]))
 
         start_worker(port)
         assert remote.wait_until_connected(START_TIMEOUT), remote.state
@@ -407,15 +433,19 @@ def test_a_frozen_worker_is_noticed_by_heartbeats_and_resumes(start_worker, smal
             deadline = time.monotonic() + LOG_TIMEOUT
             while remote.state != UNREACHABLE:
                 assert time.monotonic() < deadline, remote.state
+                try:
+                    remote.predict(frames[1])
+                except EngineUnavailable:
+                    pass
+            with pytest.raises(EngineUnavailable):
                 remote.predict(frames[1])
-            np.testing.assert_array_equal(remote.predict(frames[1]), prepare_frame(frames[1]))
             assert remote.device_name == f"remote {worker.address} (worker unreachable)"
         finally:
             worker.process.send_signal(signal.SIGCONT)
         assert remote.wait_until_connected(START_TIMEOUT), remote.state
         for frame in frames[1:3]:
             np.testing.assert_array_equal(remote.predict(frame), local.predict(frame))
-        assert remote.stats().passthrough_frames > 0
+        assert remote.stats().unavailable_frames > 0
         assert remote.device_name == f"remote {worker.address}"
 
 
@@ -432,7 +462,7 @@ def test_worker_with_keys_accepts_only_authorized_clients(start_worker, tmp_path
     ]
     for keys, message in cases:
         with pytest.raises(WorkerRefusedError, match=message):
-            RemotePredictor(worker.address, keys=keys, connect_timeout=START_TIMEOUT)
+            refused(worker.address, keys)
 
     local = Predictor(small_model)
     local.set_avatar(avatars["einstein"])
@@ -446,7 +476,7 @@ def test_worker_with_keys_accepts_only_authorized_clients(start_worker, tmp_path
 def test_client_with_keys_is_told_when_the_worker_has_none(shared_worker, tmp_path):
     create_keys(tmp_path)
     with pytest.raises(WorkerRefusedError, match="does not use keys|runs without keys"):
-        RemotePredictor(shared_worker.address, keys=load_client_keys(tmp_path), connect_timeout=START_TIMEOUT)
+        refused(shared_worker.address, load_client_keys(tmp_path))
 
 
 def test_cli_refuses_a_worker_that_wants_keys_in_one_line(start_worker, tmp_path, avatar_path, driving_video):
@@ -510,7 +540,7 @@ def test_strict_predictor_never_returns_a_stand_in(start_worker, frames, avatars
         worker.kill()
         with pytest.raises(WorkerLostError, match="stopped answering"):
             remote.predict(frames[1])
-        assert remote.stats().passthrough_frames == 0
+        assert remote.stats().unavailable_frames == 0
 
 
 def test_worker_uses_the_precision_asked_for(start_worker, small_predictor, frames, avatars):
@@ -532,16 +562,16 @@ def test_a_full_worker_refuses_clients_clearly_and_reconnects_keep_their_place(
     clients = [connect(worker) for _ in range(MAX_CLIENTS)]
     try:
         with pytest.raises(WorkerRefusedError, match="is busy"):
-            RemotePredictor(worker.address, connect_timeout=START_TIMEOUT)
+            connect_remote(RemoteOptions(worker.address), wait=START_TIMEOUT)
         # A client that is already running shows the refusal (logged once) and keeps asking.
         caplog.clear()
-        waiting = RemotePredictor(worker.address, encoding="raw", connect_timeout=0, frame_timeout=START_TIMEOUT)
+        waiting = RemotePredictor(worker.address, encoding="raw", frame_timeout=START_TIMEOUT)
         deadline = time.monotonic() + LOG_TIMEOUT
         while not waiting.state.startswith("refused: "):
             assert time.monotonic() < deadline, waiting.state
             time.sleep(0.05)
         assert "is busy" in waiting.device_name
-        time.sleep(4 * waiting.heartbeat_interval)
+        time.sleep(4 * HEARTBEAT_INTERVAL)
         assert [r.getMessage() for r in caplog.records].count(waiting.state.removeprefix("refused: ")) == 1
 
         # Every client reconnects after the worker froze, keeping its place: none is refused, none is new.
@@ -616,11 +646,12 @@ def test_a_lost_avatar_upload_is_sent_again(frames, avatars):
     worker = LosingWorker()
     worker.start()
     try:
-        with RemotePredictor(worker.address, encoding="raw", connect_timeout=START_TIMEOUT) as remote:
+        with RemotePredictor(worker.address, encoding="raw") as remote:
             assert remote.wait_until_connected(START_TIMEOUT), remote.state
             remote.set_avatar(avatars["mona"])
-            # The first frame finds the avatar missing even after its retry: the camera image comes back.
-            np.testing.assert_array_equal(remote.predict(frames[0]), prepare_frame(frames[0]))
+            # The first frame finds the avatar missing even after its retry: no result for it.
+            with pytest.raises(EngineUnavailable, match="no result yet"):
+                remote.predict(frames[0])
             np.testing.assert_array_equal(remote.predict(frames[1]), 255 - prepare_frame(frames[1]))
             assert remote.stats().avatar_uploads == 2
         assert worker.uploads == 2

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from avatarify.cli import main
-from avatarify.video import probe_video, read_frames
+from avatarify.cli.main import main
+from avatarify.core.video import probe_video, read_frames
 
 
 def frame_count(path) -> int:

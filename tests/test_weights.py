@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from avatarify import weights
-from avatarify.cli import main
-from avatarify.download import DownloadError, download, file_md5, part_path
-from avatarify.errors import CheckpointError
-from avatarify.fomm import read_checkpoint
+from avatarify.core import paths
+from avatarify.model import weights
+from avatarify.cli.main import main
+from avatarify.core.download import DownloadError, download, file_md5, part_path
+from avatarify.core.errors import CheckpointError
+from avatarify.model.fomm import read_checkpoint
 
 PAYLOAD = os.urandom(300_000)
 PAYLOAD_MD5 = hashlib.md5(PAYLOAD).hexdigest()
@@ -105,7 +106,7 @@ def closed_port_url() -> str:
 @pytest.fixture
 def user_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The user data folder, redirected into tmp_path through platformdirs."""
-    monkeypatch.setattr(weights.platformdirs, "user_data_dir", lambda *a, **k: str(tmp_path / "userdata"))
+    monkeypatch.setattr(paths.platformdirs, "user_data_dir", lambda *a, **k: str(tmp_path / "userdata"))
     monkeypatch.delenv(weights.CHECKPOINT_ENV, raising=False)
     monkeypatch.delenv(weights.WEIGHTS_URL_ENV, raising=False)
     return tmp_path / "userdata" / "weights"
@@ -303,7 +304,7 @@ def places(tmp_path, user_dir, monkeypatch):
 
 
 def test_user_weights_dir_follows_platformdirs(user_dir):
-    assert weights.user_weights_dir() == user_dir
+    assert paths.user_weights_dir() == user_dir
 
 
 def test_lookup_order_explicit_env_user_repo(places, monkeypatch):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PyQt5.QtWidgets import QApplication
 
-from ..errors import CheckpointError
+from ..core.errors import CheckpointError
 from ..pipeline.avatars import AvatarLibrary
 from ..pipeline.pipeline import Pipeline
 from ..pipeline.settings import PipelineSettings

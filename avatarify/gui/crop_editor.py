@@ -16,7 +16,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from ..faces import SquareCrop, center_crop, crop_around_face, cut_square, largest_face
+from ..core.faces import SquareCrop, center_crop, crop_around_face, cut_square, largest_face
 from .frame_view import to_qimage
 
 # Saved avatars keep some resolution above the model's 256 px so they stay sharp if models grow.

@@ -10,11 +10,11 @@ from typing import Callable
 
 import numpy as np
 
-from ..engine import create_predictor, predictor_from_args
+from ..model.loader import create_predictor, predictor_from_args
 from ..pipeline.camera import CameraError, CameraInfo, FrameSource, list_cameras, open_source
 from ..pipeline.vcam import VirtualCameraOutput
-from ..predictor import AvatarPredictor
-from ..weights import find_checkpoint
+from ..model.predictor import AvatarPredictor
+from ..model.weights import find_checkpoint
 from .settings import AppSettings
 
 log = logging.getLogger(__name__)

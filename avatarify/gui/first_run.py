@@ -17,8 +17,8 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from ..download import part_path
-from ..weights import CHECKPOINT_MD5, CHECKPOINT_NAME, CHECKPOINT_SIZE, download_weights, user_weights_dir
+from ..core.download import part_path
+from ..model.weights import CHECKPOINT_MD5, CHECKPOINT_NAME, CHECKPOINT_SIZE, download_weights, user_weights_dir
 from .tasks import Task
 
 PROGRESS_INTERVAL_MS = 200

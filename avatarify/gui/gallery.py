@@ -20,8 +20,8 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from ..errors import AvatarifyError
-from ..images import read_image
+from ..core.errors import AvatarifyError
+from ..core.images import read_image
 from ..pipeline.camera import IMAGE_SUFFIXES
 from ..pipeline.pipeline import Pipeline
 from .crop_editor import CropEditor

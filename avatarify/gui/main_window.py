@@ -19,13 +19,13 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from ..device import CPU_WARNING
+from ..model.device import CPU_WARNING
 from ..pipeline.frames import PipelineFrame, PipelineStats
 from ..pipeline.camera import FrameSource
 from ..pipeline.pipeline import Pipeline
-from ..predictor import AvatarPredictor
+from ..model.predictor import AvatarPredictor
 from ..pipeline.vcam import list_virtual_cameras
-from ..weights import candidate_paths
+from ..model.weights import candidate_paths
 from . import devices
 from .first_run import FirstRunPanel, WeightsSource
 from .frame_view import FrameView

@@ -11,7 +11,7 @@ from typing import Any
 
 import platformdirs
 
-from ..files import write_atomically
+from ..core.files import write_atomically
 
 log = logging.getLogger(__name__)
 

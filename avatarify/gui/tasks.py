@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from PyQt5.QtCore import QObject, pyqtSignal
 
-from ..errors import AvatarifyError
+from ..core.errors import AvatarifyError
 
 log = logging.getLogger(__name__)
 

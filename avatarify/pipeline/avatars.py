@@ -7,22 +7,17 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import platformdirs
 
-from ..errors import InputError
-from ..files import write_atomically
-from ..images import read_image, to_rgb_uint8
+from ..core.errors import InputError
+from ..core.files import write_atomically
+from ..core.paths import user_avatar_dir
+from ..core.images import read_image, to_rgb_uint8
 
 log = logging.getLogger(__name__)
 
 AVATAR_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 REPO_AVATAR_DIR = Path(__file__).resolve().parents[2] / "avatars"
 MAX_NAME_LENGTH = 64
-
-
-def default_user_avatar_dir() -> Path:
-    """The per-user folder where added avatars are saved."""
-    return Path(platformdirs.user_data_dir("avatarify", appauthor=False)) / "avatars"
 
 
 def safe_file_stem(name: str) -> str:
@@ -52,7 +47,7 @@ class AvatarLibrary:
     def default(cls, choice: str | None = None) -> AvatarLibrary:
         """The user's avatar folder, then the app's own avatars/ folder; plus `choice` when it is a picture file."""
         picture = Path(choice).expanduser() if choice else None
-        return cls([default_user_avatar_dir(), REPO_AVATAR_DIR], [picture] if picture and picture.is_file() else None)
+        return cls([user_avatar_dir(), REPO_AVATAR_DIR], [picture] if picture and picture.is_file() else None)
 
     @property
     def user_folder(self) -> Path:

@@ -16,8 +16,8 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from ..errors import AvatarifyError
-from ..images import read_image
+from ..core.errors import AvatarifyError
+from ..core.images import read_image
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..faces import Box, SquareCrop, center_crop, crop_around_face, largest_face
+from ..core.faces import Box, SquareCrop, center_crop, crop_around_face, largest_face
 from .settings import MAX_CROP_OFFSET, MAX_CROP_ZOOM, MIN_CROP_ZOOM
 
 # The Haar detector costs ~10-20 ms a frame; the filter carries the crop between detections.

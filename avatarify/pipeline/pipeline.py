@@ -24,15 +24,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import AvatarifyError
-from ..faces import SquareCrop, cut_square
-from ..predictor import FRAME_SIZE, AvatarPredictor, prepare_frame
+from ..core.errors import AvatarifyError
+from ..core.faces import SquareCrop, cut_square
+from ..model.predictor import FRAME_SIZE, AvatarPredictor, prepare_frame
 from .avatars import AvatarLibrary
 from .camera import FrameSource
 from .crop import CropController, clamp_offset, clamp_zoom
 from .frames import PipelineFrame, PipelineStats
 from .handoff import DropOldest
-from .landmarks import LandmarkDetector, pose_score
+from ..model.landmarks import LandmarkDetector, pose_score
 from .settings import MAX_MOTION_STRENGTH, PipelineSettings
 from .vcam import VirtualCameraOutput, even_size, fit_frame
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from ..video import Mp4Writer, check_writable_output
+from ..core.errors import InputError
+from ..core.files import check_writable_output
+from ..core.video import Mp4Writer
 from .vcam import even_size, fit_frame
 
 log = logging.getLogger(__name__)

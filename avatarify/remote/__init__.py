@@ -1,5 +1,29 @@
-"""The remote GPU worker: run the model on another machine over ZeroMQ, with CurveZMQ keys."""
+"""The remote GPU worker and its client: run the model on another machine over ZeroMQ, with CurveZMQ keys.
+
+`connect(RemoteOptions(...))` gives a predictor that runs on a worker without blocking the caller; `Worker`
+serves predictors to clients. Importing the package costs nothing: its parts load when first used.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 DEFAULT_BIND = "tcp://127.0.0.1:5557"
 # Clients send a heartbeat every half second; one silent this long has gone away.
 CLIENT_TIMEOUT = 10.0
+
+_PUBLIC = {
+    "RemoteOptions": "options",
+    "RemotePredictor": "client",
+    "WorkerRefusedError": "client",
+    "connect": "client",
+    "Worker": "worker",
+}
+
+__all__ = ["CLIENT_TIMEOUT", "DEFAULT_BIND", *_PUBLIC]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

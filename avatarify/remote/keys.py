@@ -11,11 +11,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
 import zmq
 import zmq.auth
 
-from ..errors import AvatarifyError
+from ..core.errors import AvatarifyError
+from ..core.paths import keys_dir as default_keys_dir
 
 SERVER_NAME = "server"
 CLIENT_NAME = "client"
@@ -24,11 +24,6 @@ AUTHORIZED_DIR = "authorized_clients"
 
 class WorkerKeysError(AvatarifyError):
     """Worker keys are missing or unreadable."""
-
-
-def default_keys_dir() -> Path:
-    """The per-user folder `avatarify worker keys` writes to."""
-    return Path(platformdirs.user_config_dir("avatarify", appauthor=False)) / "worker-keys"
 
 
 def public_key_path(directory: Path, name: str) -> Path:

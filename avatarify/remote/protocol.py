@@ -16,7 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..predictor import FRAME_SIZE
+from ..core.frame import FRAME_SIZE
 
 PROTOCOL_VERSION = 1
 MAX_HEADER_BYTES = 4096

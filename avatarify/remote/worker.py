@@ -25,8 +25,8 @@ import numpy as np
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
-from ..errors import AvatarifyError
-from ..predictor import Predictor, content_key
+from ..core.errors import AvatarifyError
+from ..core.frame import AvatarPredictor, MotionOptions, content_key
 from . import CLIENT_TIMEOUT, DEFAULT_BIND
 from .keys import ServerKeys
 from .protocol import MAX_PART_BYTES, Message, ProtocolError, decode_message, encode_image, encode_message
@@ -77,7 +77,7 @@ def check_bind(endpoint: str, keys: ServerKeys | None) -> None:
 class ClientState:
     """One client's predictor and which avatar (content hash) and neutral pose (client's number) it holds."""
 
-    predictor: Predictor
+    predictor: AvatarPredictor
     avatar: str | None = None
     neutral: int | None = None
 
@@ -98,7 +98,7 @@ class Worker:
 
     def __init__(
         self,
-        predictor_factory: Callable[[], Predictor],
+        predictor_factory: Callable[[], AvatarPredictor],
         bind: str = DEFAULT_BIND,
         keys: ServerKeys | None = None,
         client_timeout: float = CLIENT_TIMEOUT,
@@ -353,9 +353,9 @@ class Worker:
         elif state.neutral != header["neutral"]:
             return encode_message("error", message.id, code="need_neutral", message="neutral pose not sent")
         frame = message.frame()
-        predictor.relative = header["relative"]
-        predictor.adapt_movement_scale = header["adapt_movement_scale"]
-        predictor.motion_strength = float(header["motion_strength"])
+        predictor.motion = MotionOptions(
+            header["relative"], header["adapt_movement_scale"], float(header["motion_strength"])
+        )
         started = time.perf_counter()
         prediction = predictor.predict(frame)
         model_ms = (time.perf_counter() - started) * 1000.0

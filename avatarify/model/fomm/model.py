@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import torch
 import yaml
 
-from ..errors import CheckpointError
+from ...core.errors import CheckpointError
 from .generator import OcclusionAwareGenerator
 from .keypoints import KPDetector
 

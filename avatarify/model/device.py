@@ -5,7 +5,7 @@ import logging
 
 import torch
 
-from .errors import AvatarifyError
+from ..core.errors import AvatarifyError
 
 log = logging.getLogger(__name__)
 

@@ -6,17 +6,17 @@ import importlib
 import logging
 import sys
 
-from . import __version__
-from .errors import AvatarifyError
+from .. import __version__
+from ..core.errors import AvatarifyError
 
 # Subcommand name -> module with `register(subparsers)`; each module keeps heavy imports
 # inside its handler so that `avatarify --help` stays fast.
 COMMANDS = {
-    "animate": "avatarify.animate_cli",
-    "weights": "avatarify.weights_cli",
-    "run": "avatarify.pipeline.cli",
-    "worker": "avatarify.remote.cli",
-    "gui": "avatarify.gui.cli",
+    "animate": "avatarify.cli.animate",
+    "weights": "avatarify.cli.weights",
+    "run": "avatarify.cli.run",
+    "worker": "avatarify.cli.worker",
+    "gui": "avatarify.cli.gui",
 }
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .engine import add_model_arguments
-from .errors import AvatarifyError
+from .options import add_model_arguments, model_options, remote_options
+from ..core.errors import AvatarifyError
 
 WORKER_WAIT_S = 5.0
 
@@ -29,33 +29,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .animate import animate_video
-    from .engine import predictor_from_args
-    from .images import read_image
-    from .video import check_writable_output, probe_video
+    from ..core.files import check_writable_output
+    from ..core.frame import MotionOptions
+    from ..core.images import read_image
+    from ..core.video import probe_video
+    from ..offline.animate import animate_video
 
     output = check_writable_output(args.output)
     avatar = read_image(args.avatar)
     info = probe_video(args.driving_video)
-    relative, adapt_movement_scale = not args.absolute, not args.no_adapt_scale
-    if args.worker:
-        from .remote.cli import remote_predictor_from_args
-
-        # A live session may show the camera while a worker is away; a rendered file must not contain such
-        # frames: a strict predictor raises instead, and the unfinished file is deleted.
-        predictor = remote_predictor_from_args(args, relative, adapt_movement_scale, strict=True)
-    else:
-        predictor = predictor_from_args(args, relative, adapt_movement_scale)
+    motion = MotionOptions(relative=not args.absolute, adapt_movement_scale=not args.no_adapt_scale)
+    predictor = _predictor(args, motion)
     try:
-        if args.worker and not predictor.wait_until_connected(WORKER_WAIT_S):
-            raise AvatarifyError(
-                f"The worker at {args.worker} does not answer; start `avatarify worker` there or check the address."
-            )
         written = animate_video(
             predictor, avatar, info, output, crop_driving=not args.no_crop, side_by_side=args.side_by_side
         )
     finally:
-        if args.worker:
-            predictor.close()
+        predictor.close()
     print(f"Wrote {written} ({info.frame_count} frames at {info.fps:g} fps{', with audio' if info.has_audio else ''}).")
     return 0
+
+
+def _predictor(args: argparse.Namespace, motion):
+    """The local model, or a strict remote one: a rendered file must never contain a stand-in frame."""
+    remote = remote_options(args)
+    if remote is None:
+        from ..model.loader import create_predictor
+
+        return create_predictor(model_options(args), motion)
+    from ..remote.client import connect
+
+    predictor = connect(remote, motion, strict=True, wait=WORKER_WAIT_S)
+    if predictor.state != "connected":
+        predictor.close()
+        raise AvatarifyError(
+            f"The worker at {remote.address} does not answer; start `avatarify worker` there or check the address."
+        )
+    return predictor

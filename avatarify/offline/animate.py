@@ -8,9 +8,9 @@ from statistics import median
 import numpy as np
 from tqdm import tqdm
 
-from .faces import SquareCrop, center_crop, crop_around_face, cut_square, face_crop, largest_face
-from .predictor import FRAME_SIZE, AvatarPredictor
-from .video import Mp4Writer, VideoInfo, read_frames
+from ..core.faces import SquareCrop, center_crop, crop_around_face, cut_square, face_crop, largest_face
+from ..core.frame import FRAME_SIZE, AvatarPredictor
+from ..core.video import Mp4Writer, VideoInfo, read_frames
 
 log = logging.getLogger(__name__)
 

@@ -11,3 +11,11 @@ class CheckpointError(AvatarifyError):
 
 class InputError(AvatarifyError):
     """An image, video or output path the user gave cannot be used."""
+
+
+class EngineUnavailable(AvatarifyError):
+    """The engine cannot animate this frame now (a remote worker is away or has not answered yet).
+
+    The real-time loop keeps the last avatar frame on screen meanwhile; it never sends the camera instead
+    unless the user chose that.
+    """

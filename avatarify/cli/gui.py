@@ -5,10 +5,10 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..engine import add_model_arguments
+from .options import add_model_arguments
 
 if TYPE_CHECKING:
-    from .devices import ModelOptions
+    from ..gui.devices import ModelOptions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def model_options(args: argparse.Namespace) -> ModelOptions:
     """The model options the command line gave."""
-    from .devices import ModelOptions
+    from ..gui.devices import ModelOptions
 
     return ModelOptions(
         config=args.config,
@@ -44,7 +44,7 @@ def model_options(args: argparse.Namespace) -> ModelOptions:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .app import LaunchOptions, run as run_app
+    from ..gui.app import LaunchOptions, run as run_app
 
     model = model_options(args)
     return run_app(LaunchOptions(camera=args.camera, avatar=args.avatar, model=model, settings_path=args.settings))

@@ -1,4 +1,4 @@
-"""68-point face landmarks (face-alignment) for the landmark overlay and the find-best-frame pose score.
+"""68-point face landmarks (face-alignment's FAN network) for the landmark overlay and *find best frame*.
 
 face-alignment downloads its network weights on first use. Loading therefore happens lazily,
 on a background thread, and may be refused: until the weights are loaded, and for good when they
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..faces import Box, largest_face
+from ..core.faces import Box, largest_face
 
 log = logging.getLogger(__name__)
 
@@ -24,29 +24,6 @@ OFFLINE_ENV = "AVATARIFY_OFFLINE"
 def downloads_allowed() -> bool:
     """False when the user switched downloads off with AVATARIFY_OFFLINE=1."""
     return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("", "0", "false", "no")
-
-
-def normalize_landmarks(points: np.ndarray) -> np.ndarray:
-    """Landmarks centred on their mean and scaled by the square root of their convex hull's area."""
-    from scipy.spatial import ConvexHull, QhullError
-
-    points = np.asarray(points, dtype=np.float64)[:, :2]
-    centred = points - points.mean(axis=0, keepdims=True)
-    try:
-        area = ConvexHull(centred).volume  # in 2-D, "volume" is the area
-    except QhullError:  # all points on a line or one spot: no face shape to compare
-        area = 0.0
-    return centred / np.sqrt(max(area, 1e-9))
-
-
-def pose_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Sum of squared differences of two normalised landmark sets: 0 for the same pose and shape."""
-    return float(np.sum((normalize_landmarks(a) - normalize_landmarks(b)) ** 2))
-
-
-def pose_score(a: np.ndarray, b: np.ndarray) -> float:
-    """How close two faces' poses are, in (0, 1]: 1 is identical."""
-    return 1.0 / (1.0 + pose_distance(a, b))
 
 
 class LandmarkDetector:

@@ -5,7 +5,7 @@ import argparse
 import re
 from pathlib import Path
 
-from .weights import CHECKPOINT_MD5, CHECKPOINT_NAME, WEIGHTS_URL_ENV
+from ..model.weights import CHECKPOINT_MD5, CHECKPOINT_NAME, WEIGHTS_URL_ENV
 
 
 def _md5(text: str) -> str:
@@ -58,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from .weights import download_weights
+    from ..model.weights import download_weights
 
     path = download_weights(args.dest, args.url, md5=args.md5, name=args.name, force=args.force)
     print(f"{path} is ready (md5 {args.md5}).")
@@ -66,7 +66,7 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from .weights import verify_checkpoint
+    from ..model.weights import verify_checkpoint
 
     report = verify_checkpoint(args.path, args.config, md5=args.md5)
     print(f"{report.path}: OK, plain weights that fit {report.config.name}.")
@@ -78,8 +78,8 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_where(args: argparse.Namespace) -> int:
-    from .errors import CheckpointError
-    from .weights import find_checkpoint, lookup_steps
+    from ..core.errors import CheckpointError
+    from ..model.weights import find_checkpoint, lookup_steps
 
     print("Checkpoint lookup order (the first file found is used):")
     for number, step in enumerate(lookup_steps(), start=1):

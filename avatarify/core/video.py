@@ -80,22 +80,6 @@ def read_frames(path: str | os.PathLike, step: int = 1) -> Iterator[np.ndarray]:
         capture.release()
 
 
-def check_writable_output(path: str | os.PathLike) -> Path:
-    """Fail early, with a clear message, when the output file cannot be created where asked."""
-    path = Path(path).expanduser()
-    folder = path.parent
-    if path.is_dir():
-        raise InputError(f"Output {path} is a folder; give a file name such as {path / 'result.mp4'}.")
-    if not folder.is_dir():
-        raise InputError(f"Output folder {folder} does not exist; create it or choose another output file.")
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".avatarify-", suffix=".probe"):
-            pass
-    except OSError as exc:
-        raise InputError(f"Cannot write to output folder {folder} ({exc.strerror}); choose another output file.") from exc
-    return path
-
-
 class Mp4Writer:
     """Writes RGB frames to an H.264 mp4, optionally with another file's audio track, atomically.
 

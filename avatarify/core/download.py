@@ -14,7 +14,7 @@ from typing import Sequence
 
 from tqdm import tqdm
 
-from . import __version__
+from .. import __version__
 from .errors import AvatarifyError
 
 log = logging.getLogger(__name__)

@@ -1,25 +1,21 @@
 """The per-frame animation engine the real-time loop calls: avatar set once, one driving frame at a time."""
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import torch
 
+from ..core.frame import MotionOptions, content_key, prepare_frame
 from .fomm import FOMM, SourceEncoding
 from .fomm.motion import Keypoints, movement_scale, relative_keypoints
 from .fomm.optimize import enable_fast_paths
-from .faces import center_crop, cut_square
-from .images import to_rgb_uint8
 
 log = logging.getLogger(__name__)
 
-FRAME_SIZE = 256
 AVATAR_CACHE_SIZE = 16
 
 
@@ -32,35 +28,6 @@ class PreparedAvatar:
     encoding: SourceEncoding
 
 
-class AvatarPredictor(Protocol):
-    """What the real-time pipeline needs from a predictor, local or remote."""
-
-    relative: bool
-    adapt_movement_scale: bool
-    motion_strength: float
-
-    def set_avatar(self, image: np.ndarray) -> None: ...
-
-    def calibrate(self) -> None: ...
-
-    def set_neutral(self, frame: np.ndarray) -> None: ...
-
-    def predict(self, frame: np.ndarray) -> np.ndarray: ...
-
-
-def prepare_frame(image: np.ndarray, size: int = FRAME_SIZE) -> np.ndarray:
-    """Any RGB-like image as a size x size RGB uint8 array (centre square crop, then resize)."""
-    rgb = to_rgb_uint8(image)
-    return cut_square(rgb, center_crop(rgb.shape), size)
-
-
-def content_key(image: np.ndarray) -> str:
-    """A hash of an image's pixels and shape, identifying an avatar whatever object holds it."""
-    digest = hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16)
-    digest.update(repr(image.shape).encode())
-    return digest.hexdigest()
-
-
 class Predictor:
     """Animates a still avatar with driving frames using relative (or absolute) FOMM motion transfer.
 
@@ -68,17 +35,17 @@ class Predictor:
     so switching back to an earlier avatar is instant); each `predict` then runs only the keypoint
     detector on the driving frame, the dense motion network, the warp and the decoder.
     The first frame after construction, or after `calibrate()`, becomes the neutral pose.
+    `motion` holds the motion options; assign a new `MotionOptions` to change them.
 
-    With `optimize` (the default) the model is rewritten in place for speed (see
-    `avatarify.fomm.optimize`); `precision` picks the decoder's number type ("auto" chooses per device).
+    Every public method holds one lock, so the real-time loop, the analysis thread and the worker can
+    share a predictor. With `optimize` (the default) the model is rewritten in place for speed (see
+    `avatarify.model.fomm.optimize`); `precision` picks the decoder's number type ("auto" chooses per device).
     """
 
     def __init__(
         self,
         model: FOMM,
-        relative: bool = True,
-        adapt_movement_scale: bool = True,
-        motion_strength: float = 1.0,
+        motion: MotionOptions | None = None,
         precision: str = "auto",
         optimize: bool = True,
     ) -> None:
@@ -87,9 +54,7 @@ class Predictor:
             enable_fast_paths(model.kp_detector, model.generator, precision) if optimize else "fp32, as published"
         )
         log.info("Model on %s: %s", model.device, self.fast_path)
-        self.relative = relative
-        self.adapt_movement_scale = adapt_movement_scale
-        self.motion_strength = motion_strength
+        self.motion = motion or MotionOptions()
         self._avatars: OrderedDict[str, PreparedAvatar] = OrderedDict()
         self._avatar: PreparedAvatar | None = None
         self._kp_neutral: Keypoints | None = None
@@ -101,19 +66,26 @@ class Predictor:
         return self.model.device
 
     @property
+    def device_name(self) -> str:
+        return str(self.model.device)
+
+    @property
     def avatar(self) -> np.ndarray | None:
         """The current avatar as the 256x256 RGB image the model sees."""
-        return None if self._avatar is None else self._avatar.image
+        with self._lock:
+            return None if self._avatar is None else self._avatar.image
 
     @property
     def neutral_keypoints(self) -> Keypoints | None:
         """Keypoints of the neutral pose, or None until the next frame sets it."""
-        return self._kp_neutral
+        with self._lock:
+            return self._kp_neutral
 
     @property
     def cached_avatars(self) -> int:
         """How many avatar encodings are kept for instant switching."""
-        return len(self._avatars)
+        with self._lock:
+            return len(self._avatars)
 
     def to_tensor(self, frame: np.ndarray) -> torch.Tensor:
         """A 256x256 RGB uint8 frame as a 1 x 3 x 256 x 256 float tensor in [0, 1] on the model's device."""
@@ -129,7 +101,9 @@ class Predictor:
     @torch.no_grad()
     def detect_keypoints(self, frame: np.ndarray) -> Keypoints:
         """Keypoints of a frame (any size, centre-cropped to 256x256)."""
-        return self.model.kp_detector(self.to_tensor(prepare_frame(frame)))
+        tensor = self.to_tensor(prepare_frame(frame))
+        with self._lock:
+            return self.model.kp_detector(tensor)
 
     @torch.no_grad()
     def set_avatar(self, image: np.ndarray) -> None:
@@ -158,25 +132,26 @@ class Predictor:
 
     def set_neutral(self, frame: np.ndarray) -> None:
         """Take `frame` as the neutral pose now."""
-        kp = self.detect_keypoints(frame)
         with self._lock:
-            self._kp_neutral = kp
+            self._kp_neutral = self.detect_keypoints(frame)
 
     @torch.no_grad()
     def animate_frame(self, frame: np.ndarray) -> torch.Tensor:
         """The model's output for one driving frame: 1 x 3 x 256 x 256, values in [0, 1]."""
+        driving = self.to_tensor(prepare_frame(frame))
         with self._lock:
             if self._avatar is None:
                 raise RuntimeError("No avatar set; call set_avatar() first.")
-            kp_driving = self.model.kp_detector(self.to_tensor(prepare_frame(frame)))
+            motion = self.motion
+            kp_driving = self.model.kp_detector(driving)
             if self._kp_neutral is None:
                 self._kp_neutral = kp_driving
             kp_norm = kp_driving
-            if self.relative:
-                scale = self._adapt_scale() if self.adapt_movement_scale else 1.0
+            if motion.relative:
+                scale = self._adapt_scale() if motion.adapt_movement_scale else 1.0
                 kp_norm = relative_keypoints(
-                    self._avatar.kp, kp_driving, self._kp_neutral, scale * self.motion_strength,
-                    use_relative_jacobian=True, jacobian_strength=self.motion_strength,
+                    self._avatar.kp, kp_driving, self._kp_neutral, scale * motion.motion_strength,
+                    use_relative_jacobian=True, jacobian_strength=motion.motion_strength,
                 )
             return self.model.generator.animate(self._avatar.encoding, kp_driving=kp_norm, kp_source=self._avatar.kp)[
                 "prediction"
@@ -192,3 +167,11 @@ class Predictor:
     def predict(self, frame: np.ndarray) -> np.ndarray:
         """Animate the avatar with one driving frame (ideally 256x256 RGB uint8) -> 256x256 RGB uint8."""
         return self.to_image(self.animate_frame(frame))
+
+    def close(self) -> None:
+        """Forget the cached avatar encodings; the model itself stays usable by other predictors."""
+        with self._lock:
+            self._avatars.clear()
+            self._avatar = None
+            self._kp_neutral = None
+            self._scale_for = None

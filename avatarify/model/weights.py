@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import platformdirs
-
-from .download import DownloadError, download, file_md5
-from .errors import CheckpointError
+from ..core.paths import user_weights_dir
+from ..core.download import DownloadError, download, file_md5
+from ..core.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -20,18 +19,13 @@ CHECKPOINT_SIZE = 228_000_000  # approximate, for messages
 CHECKPOINT_ENV = "AVATARIFY_CHECKPOINT"
 # The other published VoxCeleb checkpoint; same architecture, accepted when found.
 ALTERNATIVE_NAMES = ("vox-cpk.pth.tar",)
-REPO_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+REPO_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 # Public copies of vox-adv-cpk.pth.tar, tried in order; AVATARIFY_WEIGHTS_URL or `--url` replace the list.
 KNOWN_MIRRORS = (
     "https://openavatarify.s3-avatarify.com/weights/vox-adv-cpk.pth.tar",
     "https://openavatarify.s3.amazonaws.com/weights/vox-adv-cpk.pth.tar",
 )
 WEIGHTS_URL_ENV = "AVATARIFY_WEIGHTS_URL"
-
-
-def user_weights_dir() -> Path:
-    """The per-user folder `avatarify weights download` writes to."""
-    return Path(platformdirs.user_data_dir("avatarify", appauthor=False)) / "weights"
 
 
 def candidate_paths() -> list[Path]:

@@ -7,14 +7,14 @@ import threading
 import time
 from pathlib import Path
 
+from .options import add_model_arguments, model_options, remote_options
+
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL = 5.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ..engine import add_model_arguments
-
     parser = subparsers.add_parser(
         "run",
         help="run the avatar pipeline without a window (camera -> avatar -> virtual camera)",
@@ -50,8 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _list_devices() -> int:
-    from .camera import list_cameras
-    from .vcam import list_virtual_cameras
+    from ..pipeline.camera import list_cameras
+    from ..pipeline.vcam import list_virtual_cameras
 
     cameras = list_cameras()
     print("Cameras:" if cameras else "Cameras: none found")
@@ -65,8 +65,8 @@ def _list_devices() -> int:
 
 
 def _avatar_library(spec: str | None):
-    from ..errors import InputError
-    from .avatars import AvatarLibrary, default_user_avatar_dir
+    from ..core.errors import InputError
+    from ..pipeline.avatars import AvatarLibrary, default_user_avatar_dir
 
     library = AvatarLibrary.default(spec)
     if not len(library):
@@ -83,20 +83,19 @@ def run_command(args: argparse.Namespace) -> int:
     """Run the pipeline until Ctrl-C or `--frames` output frames."""
     if args.list_cameras:
         return _list_devices()
-    from ..engine import predictor_from_args
-    from ..errors import AvatarifyError, InputError
-    from .camera import open_source
-    from .pipeline import Pipeline
-    from .recorder import Recorder
-    from .settings import PipelineSettings
-    from .vcam import VirtualCameraOutput
+    from ..core.errors import AvatarifyError, InputError
+    from ..pipeline.camera import open_source
+    from ..pipeline.pipeline import Pipeline
+    from ..pipeline.recorder import Recorder
+    from ..pipeline.settings import PipelineSettings
+    from ..pipeline.vcam import VirtualCameraOutput
 
     if args.frames is not None and args.frames < 1:
         raise InputError("--frames must be at least 1.")
     library, avatar_index = _avatar_library(args.avatar)
     library.image(avatar_index)  # an unreadable picture fails here, with its own message
     recorder = Recorder(args.record, fps=args.fps or 25.0) if args.record else None
-    predictor = None if args.passthrough else predictor_from_args(args)
+    predictor = None if args.passthrough else _predictor(args)
     settings = PipelineSettings(
         relative=not args.absolute,
         motion_strength=args.motion_strength,
@@ -151,3 +150,14 @@ def run_command(args: argparse.Namespace) -> int:
         raise failures[0]
     log.info("%d frames sent.", produced)
     return 0
+
+
+def _predictor(args: argparse.Namespace):
+    remote = remote_options(args)
+    if remote is not None:
+        from ..remote.client import CONNECT_TIMEOUT, connect
+
+        return connect(remote, wait=CONNECT_TIMEOUT)
+    from ..model.loader import create_predictor
+
+    return create_predictor(model_options(args))
