@@ -3,12 +3,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from .options import add_model_arguments
-
-if TYPE_CHECKING:
-    from ..gui.devices import ModelOptions
+from .options import add_model_arguments, session_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,21 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run, device=None)
 
 
-def model_options(args: argparse.Namespace) -> ModelOptions:
-    """The model options the command line gave."""
-    from ..gui.devices import ModelOptions
-
-    return ModelOptions(
-        config=args.config,
-        checkpoint=args.checkpoint,
-        device=args.device,
-        precision=args.precision,
-        remote=args if getattr(args, "worker", None) else None,
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     from ..gui.app import LaunchOptions, run as run_app
 
-    model = model_options(args)
-    return run_app(LaunchOptions(camera=args.camera, avatar=args.avatar, model=model, settings_path=args.settings))
+    options = session_options(args, camera=args.camera, avatar=args.avatar)
+    return run_app(LaunchOptions(session=options, settings_path=args.settings))

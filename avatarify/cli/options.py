@@ -13,6 +13,7 @@ from ..model.loader import PRECISIONS, ModelOptions
 
 if TYPE_CHECKING:
     from ..remote.options import RemoteOptions
+    from ..session.options import SessionOptions
 
 # Stands for "the default keys folder" when --worker-keys / --keys is given without a folder.
 DEFAULT_KEYS = "default"
@@ -82,3 +83,13 @@ def remote_options(args: argparse.Namespace) -> RemoteOptions | None:
         transport=args.worker_transport,
         jpeg_quality=args.worker_jpeg_quality,
     )
+
+
+def session_options(args: argparse.Namespace, **choices: object) -> SessionOptions:
+    """This session's options from the model and worker options, plus the command's own `choices`."""
+    from ..session.options import SessionOptions
+
+    return SessionOptions(
+        checkpoint=args.checkpoint, config=args.config, device=args.device, precision=args.precision,
+        remote=remote_options(args), **choices,
+    )  # fmt: skip

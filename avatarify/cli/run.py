@@ -3,15 +3,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import threading
 import time
 from pathlib import Path
 
-from .options import add_model_arguments, model_options, remote_options
+from .options import add_model_arguments, session_options
 
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL = 5.0
+# How long the camera, the model and the worker may take to answer before the run gives up on them.
+START_TIMEOUT = 120.0
+WORKER_WAIT = 5.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,6 +49,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--absolute", action="store_true", help="absolute keypoint transfer instead of relative (needs matching faces)"
     )
+    parser.add_argument(
+        "--camera-when-unavailable", action="store_true",
+        help="send the camera while the model cannot animate (default: hold the avatar; your face never goes out)",
+    )
     add_model_arguments(parser)
     parser.set_defaults(func=run_command)
 
@@ -65,18 +73,68 @@ def _list_devices() -> int:
 
 
 def _avatar_library(spec: str | None):
+    """The library with the chosen avatar, checked before anything is opened: (library, index)."""
     from ..core.errors import InputError
-    from ..pipeline.avatars import AvatarLibrary, default_user_avatar_dir
+    from ..core.paths import user_avatar_dir
+    from ..pipeline.avatars import AvatarLibrary
 
     library = AvatarLibrary.default(spec)
     if not len(library):
-        raise InputError(
-            f"No avatars found: put pictures in {default_user_avatar_dir()} or pass --avatar PICTURE."
-        )
+        raise InputError(f"No avatars found: put pictures in {user_avatar_dir()} or pass --avatar PICTURE.")
     index = library.find(spec) if spec else 0
     if index is None:
         raise InputError(f"No avatar called {spec!r}; available: {', '.join(library.names)} (or give a picture file).")
+    library.image(index)  # an unreadable picture fails here, with its own message
     return library, index
+
+
+def _settings(args: argparse.Namespace):
+    from ..core.settings import Settings
+
+    return Settings(
+        camera=args.camera,
+        vcam_enabled=args.vcam,
+        vcam_device=args.vcam_device or "",
+        relative=not args.absolute,
+        motion_strength=args.motion_strength,
+        passthrough=args.passthrough,
+        mirror_preview=False,
+        mirror_output=args.mirror_output,
+        smart_crop=args.smart_crop,
+        output_keep_aspect=args.keep_aspect,
+        camera_when_unavailable=args.camera_when_unavailable,
+    )
+
+
+def _start(args: argparse.Namespace, library):
+    """A started session; stops with the reason when the camera or the model cannot be used at all."""
+    from ..core.errors import AvatarifyError
+    from ..core.settings import SettingsModel
+    from ..session import Session
+
+    options = session_options(
+        args, avatar=args.avatar, landmarks=False, camera_width=args.width, camera_height=args.height,
+        camera_fps=args.fps,
+    )  # fmt: skip
+    settings = SettingsModel(_settings(args))
+    if args.passthrough:
+        settings.update(passthrough=True)
+    session = Session(settings, options, library)
+    session.start(model=not args.passthrough)
+    try:
+        for component, timeout in (("camera", START_TIMEOUT), ("model", START_TIMEOUT), ("worker", WORKER_WAIT)):
+            status = session.settled(component, timeout)
+            if status.failed and not _can_wait(component, status):
+                raise AvatarifyError(status.message)
+    except BaseException:
+        session.close()
+        raise
+    return session
+
+
+def _can_wait(component: str, status) -> bool:
+    """A worker that does not answer yet may come; a refusal, a missing camera or model will not."""
+    return component == "worker" and "does not answer" in status.message
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -84,80 +142,63 @@ def run_command(args: argparse.Namespace) -> int:
     if args.list_cameras:
         return _list_devices()
     from ..core.errors import AvatarifyError, InputError
-    from ..pipeline.camera import open_source
-    from ..pipeline.pipeline import Pipeline
     from ..pipeline.recorder import Recorder
-    from ..pipeline.settings import PipelineSettings
-    from ..pipeline.vcam import VirtualCameraOutput
 
     if args.frames is not None and args.frames < 1:
         raise InputError("--frames must be at least 1.")
-    library, avatar_index = _avatar_library(args.avatar)
-    library.image(avatar_index)  # an unreadable picture fails here, with its own message
+    library, index = _avatar_library(args.avatar)
     recorder = Recorder(args.record, fps=args.fps or 25.0) if args.record else None
-    predictor = None if args.passthrough else _predictor(args)
-    settings = PipelineSettings(
-        relative=not args.absolute,
-        motion_strength=args.motion_strength,
-        passthrough=args.passthrough,
-        mirror_output=args.mirror_output,
-        smart_crop=args.smart_crop,
-        output_keep_aspect=args.keep_aspect,
-    )
-    camera = open_source(args.camera, args.width, args.height, args.fps)
-    output = VirtualCameraOutput(device=args.vcam_device, fps=camera.fps) if args.vcam else None
-    pipeline = Pipeline(camera, library, predictor, output=output, settings=settings)
-    if recorder is not None:
-        recorder.fps = camera.fps  # the recording plays at the camera's rate, known once it is open
+    session = _start(args, library)
     done = threading.Event()
-    produced = 0
-    failures: list[AvatarifyError] = []
-
-    def on_frame(frame) -> None:
-        # Frames are counted and recorded here, on the output thread, so that --frames N gives exactly N.
-        nonlocal produced
-        if not frame.animated or done.is_set():
-            return
-        if recorder is not None:
-            try:
-                recorder.write(frame.output)
-            except AvatarifyError as exc:
-                failures.append(exc)
-                done.set()
-                return
-        produced += 1
-        if args.frames is not None and produced >= args.frames:
-            done.set()
-
+    counted = FrameCounter(args.frames, recorder, done)
+    session.pipeline.add_listener(counted)
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: done.set())
+    camera = session.pipeline.snapshot.camera
+    if recorder is not None and camera is not None:
+        recorder.fps = camera.fps  # the recording plays at the camera's rate, known once it is open
     try:
-        pipeline.select_avatar(avatar_index)
-        pipeline.add_listener(on_frame)
-        log.info("Running: camera %s, avatar %s. Press Ctrl-C to stop.", camera.name, library.names[avatar_index])
-        pipeline.start()
+        log.info("Running: camera %s, avatar %s. Press Ctrl-C to stop.", session.camera_spec or args.camera,
+                 library.names[index])  # fmt: skip
         next_status = time.monotonic() + STATUS_INTERVAL
         while not done.wait(0.2):
             if time.monotonic() >= next_status:
                 next_status += STATUS_INTERVAL
-                stats = pipeline.stats()
+                stats = session.pipeline.stats()
                 log.info("%s | virtual camera: %s", stats.summary(), stats.vcam_state)
     except KeyboardInterrupt:
         log.info("Stopping.")
     finally:
-        pipeline.stop()  # also closes the predictor
+        session.close()
         if recorder is not None:
             recorder.close()
-    if failures:
-        raise failures[0]
-    log.info("%d frames sent.", produced)
+    if counted.failure is not None:
+        raise counted.failure
+    where = "sent to the virtual camera" if args.vcam else "made (no virtual camera)"
+    log.info("%d frames %s.", counted.frames, where)
     return 0
 
 
-def _predictor(args: argparse.Namespace):
-    remote = remote_options(args)
-    if remote is not None:
-        from ..remote.client import CONNECT_TIMEOUT, connect
+class FrameCounter:
+    """Counts (and records) one output per camera frame once it is animated; sets `done` after `limit`."""
 
-        return connect(remote, wait=CONNECT_TIMEOUT)
-    from ..model.loader import create_predictor
+    def __init__(self, limit: int | None, recorder, done: threading.Event) -> None:
+        self.limit, self.recorder, self.done = limit, recorder, done
+        self.frames = 0
+        self.failure: Exception | None = None
 
-    return create_predictor(model_options(args))
+    def __call__(self, frame) -> None:
+        # On the output thread, so that --frames N gives exactly N.
+        from ..core.errors import AvatarifyError
+
+        if not frame.tick or not frame.animated or self.done.is_set():
+            return
+        if self.recorder is not None:
+            try:
+                self.recorder.write(frame.output)
+            except AvatarifyError as exc:
+                self.failure = exc
+                self.done.set()
+                return
+        self.frames += 1
+        if self.limit is not None and self.frames >= self.limit:
+            self.done.set()

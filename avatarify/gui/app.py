@@ -1,26 +1,33 @@
-"""Starting the desktop app: the QApplication, the pipeline built from the settings, and the main window."""
+"""Starting the desktop app: the QApplication, the session built from the saved settings, and the main window.
+
+Ctrl+C in the terminal and SIGTERM close the window like the Quit command does (without asking), and the
+session releases the camera and the virtual camera within a few seconds.
+"""
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from PyQt5.QtCore import QTimer
 from PyQt5.QtWidgets import QApplication
 
-from ..core.errors import CheckpointError
-from ..pipeline.avatars import AvatarLibrary
-from ..pipeline.pipeline import Pipeline
-from ..pipeline.settings import PipelineSettings
-from . import devices
-from .first_run import WeightsSource
-from .main_window import SHARED_FIELDS, MainWindow
-from .settings import AppSettings, SettingsStore
+from ..core.settings import SettingsModel
+from ..core.settings_file import SettingsFile
+from ..session import Controller, Session, SessionOptions
+from .downloads import WeightsSource
+from .main_window import MainWindow
 from .theme import apply_theme
 
 log = logging.getLogger(__name__)
+
+# Python runs signal handlers only when it gets control; a timer hands it control this often.
+SIGNAL_POLL_MS = 200
+CLOSE_TIMEOUT = 3.0
 
 
 def create_application(argv: list[str] | None = None) -> QApplication:
@@ -38,73 +45,65 @@ def create_application(argv: list[str] | None = None) -> QApplication:
 
 @dataclass
 class LaunchOptions:
-    """What the command line chose for this session; unset values come from the saved settings."""
+    """What the command line chose: this session's options, the settings file and the weights source."""
 
-    camera: str | None = None
-    avatar: str | None = None
-    model: devices.ModelOptions = field(default_factory=devices.ModelOptions)
+    session: SessionOptions = field(default_factory=SessionOptions)
     settings_path: Path | None = None
     weights: WeightsSource | None = None
-
-
-def pipeline_settings(settings: AppSettings) -> PipelineSettings:
-    """The pipeline's starting state from the app settings."""
-    return PipelineSettings(**{pipe_field: getattr(settings, app_field) for app_field, pipe_field in SHARED_FIELDS})
 
 
 def _install_excepthook(window: MainWindow) -> None:
     """Unexpected errors in Qt callbacks are logged and shown in the window instead of aborting the app."""
 
     def hook(kind, value, tb) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            window.shutdown()
+            return
         log.error("Unexpected error:\n%s", "".join(traceback.format_exception(kind, value, tb)))
-        window.show_error(f"Unexpected error: {value} (details in the log)")
+        window.show_notice(f"Unexpected error: {kind.__name__}: {value} (details in the log)")
 
     sys.excepthook = hook
 
 
-def launch(options: LaunchOptions) -> tuple[MainWindow, Pipeline]:
-    """Build the pipeline and the window, start both; the model loads in the background."""
+def _install_signal_handlers(window: MainWindow) -> QTimer:
+    """SIGINT and SIGTERM close the window (no question asked); returns the timer that lets them run."""
+
+    def stop(signum, _frame) -> None:
+        log.info("Stopping (%s).", signal.Signals(signum).name)
+        window.shutdown()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    timer = QTimer(window)
+    timer.timeout.connect(lambda: None)
+    timer.start(SIGNAL_POLL_MS)
+    return timer
+
+
+def launch(options: LaunchOptions) -> tuple[MainWindow, Session]:
+    """Build the session and the window and start both; the model and the camera open in the background."""
     create_application()
-    store = SettingsStore(options.settings_path)
-    settings = store.load()
-    camera, camera_problem = devices.open_camera_or_pending(settings, options.camera)
-    problems = [camera_problem] if camera_problem else []
-    library = AvatarLibrary.default(options.avatar)
-    pipeline = Pipeline(camera, library, None, None, pipeline_settings(settings))
-    wanted = options.avatar or settings.avatar
-    index = library.find(wanted) if wanted else None
-    if options.avatar and index is None:
-        problems.append(f"No avatar called {options.avatar!r}; pick one in the gallery or add it.")
-    if index is not None:
-        pipeline.select_avatar(index)  # otherwise the pipeline starts with the first avatar
-    window = MainWindow(pipeline, settings, store, options.model, options.weights)
-    window.preview_title.setText(f"Camera · {camera.name}")
+    store = SettingsFile(options.settings_path)
+    settings = SettingsModel(store.load())
+    session = Session(settings, options.session)
+    window = MainWindow(session, Controller(session), store.path, options.weights)
+    store.attach(settings, window.show_notice)
     _install_excepthook(window)
-    pipeline.start()
     window.show()
-    for problem in problems:
-        window.show_error(problem)
-    if not len(library):
-        window.show_error("No avatars yet: add a picture with “Add…” or drop one on the gallery.")
-    if options.model.remote is not None:
-        window.load_model()
-    else:
-        try:
-            checkpoint = devices.checkpoint_path(settings, options.model)
-        except CheckpointError as exc:
-            window.show_first_run(str(exc))
-        else:
-            window.load_model(checkpoint)
-    if settings.vcam_enabled:
-        window.open_output()
-    return window, pipeline
+    for notice in session.start():
+        window.show_notice(notice)
+    return window, session
 
 
 def run(options: LaunchOptions) -> int:
-    """Run the app until its window closes."""
+    """Run the app until its window closes; the session is closed within a few seconds after."""
     app = create_application()
-    _window, pipeline = launch(options)
+    window, session = launch(options)
+    timer = _install_signal_handlers(window)
     try:
-        return app.exec_()
+        app.exec_()
     finally:
-        pipeline.stop()
+        timer.stop()
+        if not session.close(timeout=CLOSE_TIMEOUT):
+            log.warning("Some parts took longer than %.0f s to close.", CLOSE_TIMEOUT)
+    return 0

@@ -117,9 +117,13 @@ class CropCanvas(QWidget):
 class CropEditor(QDialog):
     """Choose the square part of a picture that becomes an avatar, and its name."""
 
-    def __init__(self, image: np.ndarray, name: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, image: np.ndarray, name: str, parent: QWidget | None = None, position: tuple[int, int] = (1, 1)
+    ) -> None:
         super().__init__(parent)
-        self.setWindowTitle("New avatar")
+        number, count = position
+        self.setWindowTitle("New avatar" if count == 1 else f"New avatar {number} of {count}")
+        self.cancel_rest = False
         self.image = image
         face = largest_face(image)
         self.face_found = face is not None
@@ -145,6 +149,9 @@ class CropEditor(QDialog):
         buttons.accepted.connect(self._accept_if_named)
         buttons.rejected.connect(self.reject)
         self.save_button = buttons.button(QDialogButtonBox.Save)
+        self.cancel_rest_button = buttons.addButton(f"Cancel the other {count - number}", QDialogButtonBox.RejectRole)
+        self.cancel_rest_button.setVisible(number < count)
+        self.cancel_rest_button.clicked.connect(self._cancel_rest)
 
         side_panel = QWidget(self)
         side_panel.setFixedWidth(PREVIEW_SIDE + 40)
@@ -191,6 +198,10 @@ class CropEditor(QDialog):
         self.zoom_slider.setValue(self._side_to_slider(self.canvas.crop.side))
         self.zoom_slider.blockSignals(False)
         self.preview.setPixmap(QPixmap.fromImage(to_qimage(cut_square(self.image, self.canvas.crop, PREVIEW_SIDE))))
+
+    def _cancel_rest(self) -> None:
+        self.cancel_rest = True
+        self.reject()
 
     def _name_changed(self, text: str) -> None:
         self.save_button.setEnabled(bool(text.strip()))

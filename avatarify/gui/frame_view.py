@@ -29,7 +29,7 @@ class FrameView(QWidget):
         self._image: QImage | None = None
         self._placeholder = placeholder
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
-        self.setMinimumSize(240, 180)
+        self.setMinimumSize(64, 48)
 
     def sizeHint(self) -> QSize:
         return QSize(560, 420)

@@ -1,7 +1,9 @@
-"""The avatar gallery: thumbnails of the avatar folders; click to drive, add (dialog or drop), remove, reload."""
+"""The avatar gallery: thumbnails in a stable order; click to drive, drag to reorder, add (dialog or drop), remove,
+reload."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from PyQt5.QtCore import QSize, Qt, pyqtSignal
@@ -23,7 +25,7 @@ from PyQt5.QtWidgets import (
 from ..core.errors import AvatarifyError
 from ..core.images import read_image
 from ..pipeline.camera import IMAGE_SUFFIXES
-from ..pipeline.pipeline import Pipeline
+from ..session.avatars import AvatarChoice
 from .crop_editor import CropEditor
 from .frame_view import to_pixmap
 from .hotkeys import tooltip
@@ -31,6 +33,7 @@ from .hotkeys import tooltip
 log = logging.getLogger(__name__)
 
 THUMBNAIL_SIDE = 88
+NOT_REMOVABLE = "Avatars that come with the app cannot be removed; only the ones you added."
 
 
 def image_files(paths: list[Path]) -> list[Path]:
@@ -38,70 +41,107 @@ def image_files(paths: list[Path]) -> list[Path]:
     return [path for path in paths if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES]
 
 
-class AvatarGallery(QWidget):
-    """Thumbnails of the pipeline's avatar library.
+def dropped_paths(event) -> list[Path]:
+    return [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
 
-    Clicking an avatar drives it; clicking the one being driven switches to passthrough. New avatars
-    come from a file (dialog or drag-and-drop) through the crop editor and are saved as new files in
-    the user's avatar folder. Problems are reported through `error`.
+
+class GalleryList(QListWidget):
+    """Thumbnails the user can drag into another order; files dropped from outside go to `files_dropped`."""
+
+    moved = pyqtSignal(int, int)
+    files_dropped = pyqtSignal(list)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setViewMode(QListView.IconMode)
+        self.setFlow(QListView.LeftToRight)
+        self.setWrapping(False)
+        self.setMovement(QListView.Snap)
+        self.setResizeMode(QListView.Adjust)
+        self.setIconSize(QSize(THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+        self.setGridSize(QSize(THUMBNAIL_SIDE + 44, THUMBNAIL_SIDE + 30))
+        self.setFixedHeight(THUMBNAIL_SIDE + 52)
+        self.setHorizontalScrollMode(QAbstractItemView.ScrollPerPixel)
+        self.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.setDragDropMode(QAbstractItemView.InternalMove)
+        self.setDefaultDropAction(Qt.MoveAction)
+        self.setFocusPolicy(Qt.NoFocus)  # arrow keys belong to the avatar hotkeys
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if event.source() is self:
+            super().dragEnterEvent(event)
+        elif dropped_paths(event):
+            # Any local file is accepted so that a wrong one gets an explanation rather than a "no entry" cursor.
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if event.source() is self:
+            super().dragMoveEvent(event)
+        else:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if event.source() is not self:
+            event.acceptProposedAction()
+            self.files_dropped.emit(dropped_paths(event))
+            return
+        source = self.currentRow()
+        target = self.indexAt(event.pos()).row()
+        event.setDropAction(Qt.IgnoreAction)  # the library reorders; the list is rebuilt from it
+        event.accept()
+        if source >= 0:
+            self.moved.emit(source, target if target >= 0 else self.count() - 1)
+
+
+class AvatarGallery(QWidget):
+    """Thumbnails of the session's avatar library.
+
+    Clicking an avatar drives it; clicking the one being driven switches to passthrough (through `run`, the
+    window's action runner). New avatars come from files through the crop editor and are saved as new files.
+    Problems are reported through `error`.
     """
 
     error = pyqtSignal(str)
-    changed = pyqtSignal()  # the avatar being driven (or passthrough) changed
+    changed = pyqtSignal()
 
-    def __init__(self, pipeline: Pipeline, parent: QWidget | None = None) -> None:
+    def __init__(self, avatars: AvatarChoice, run: Callable[..., None], passthrough: Callable[[], bool],
+                 parent: QWidget | None = None) -> None:  # fmt: skip
         super().__init__(parent)
-        self.pipeline = pipeline
+        self.avatars = avatars
+        self._run = run
+        self._passthrough = passthrough
         self.editor: CropEditor | None = None
         self.confirm: QMessageBox | None = None
         self._pending: list[Path] = []
+        self._added = 0
+        self._batch = 0
         self._thumbnails: dict[tuple[Path, float], QIcon] = {}
         self._shown: list[Path] = []
-
         title = QLabel("Avatars", self)
         title.setObjectName("sectionTitle")
-        self.hint = QLabel("Click to drive · click again for passthrough · drop pictures here", self)
-        self.hint.setObjectName("hint")
+        hint = QLabel("Click to drive · click again for passthrough · drag to reorder · drop pictures here", self)
+        hint.setObjectName("hint")
         self.add_button = QPushButton("Add…", self)
-        self.add_button.setToolTip("Add an avatar from a picture (or drop picture files on the gallery)")
+        self.add_button.setToolTip("Add avatars from pictures (or drop picture files on the gallery)")
         self.remove_button = QPushButton("Remove", self)
-        self.remove_button.setToolTip("Remove the selected avatar you added (the file is deleted)")
         self.reload_button = QPushButton("Reload", self)
         self.reload_button.setToolTip(tooltip("reload_avatars"))
-
-        self.list = QListWidget(self)
-        self.list.setViewMode(QListView.IconMode)
-        self.list.setFlow(QListView.LeftToRight)
-        self.list.setWrapping(False)
-        self.list.setMovement(QListView.Static)
-        self.list.setResizeMode(QListView.Adjust)
-        self.list.setIconSize(QSize(THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-        self.list.setGridSize(QSize(THUMBNAIL_SIDE + 44, THUMBNAIL_SIDE + 30))
-        self.list.setFixedHeight(THUMBNAIL_SIDE + 52)
-        self.list.setHorizontalScrollMode(QAbstractItemView.ScrollPerPixel)
-        self.list.setSelectionMode(QAbstractItemView.SingleSelection)
-        self.list.setDragDropMode(QAbstractItemView.NoDragDrop)
-        self.list.setFocusPolicy(Qt.NoFocus)  # arrow keys belong to the avatar hotkeys
-        # Drops go to this widget, not to the list's own item moving.
-        self.list.setAcceptDrops(False)
-        self.list.viewport().setAcceptDrops(False)
-        self.setAcceptDrops(True)
-
+        self.list = GalleryList(self)
         header = QHBoxLayout()
-        header.addWidget(title)
-        header.addWidget(self.hint, 1)
-        header.addWidget(self.add_button)
-        header.addWidget(self.remove_button)
-        header.addWidget(self.reload_button)
+        for widget, stretch in ((title, 0), (hint, 1), (self.add_button, 0), (self.remove_button, 0), (self.reload_button, 0)):
+            header.addWidget(widget, stretch)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(header)
         layout.addWidget(self.list)
-
-        self.list.itemClicked.connect(self._clicked)
+        self.setAcceptDrops(True)
+        self.list.itemClicked.connect(lambda item: self.activate(item.data(Qt.UserRole)))
+        self.list.itemSelectionChanged.connect(self._selection_changed)
+        self.list.moved.connect(self.move)
+        self.list.files_dropped.connect(self.add_dropped)
         self.add_button.clicked.connect(self.choose_files)
         self.remove_button.clicked.connect(self.ask_remove)
-        self.reload_button.clicked.connect(self.reload)
+        self.reload_button.clicked.connect(lambda: self._run("reload_avatars"))
         self.refresh()
 
     # -- showing the library -------------------------------------------------------------------
@@ -114,7 +154,7 @@ class AvatarGallery(QWidget):
         icon = self._thumbnails.get(key)
         if icon is None:
             try:
-                icon = QIcon(to_pixmap(self.pipeline.avatars.image(index), THUMBNAIL_SIDE))
+                icon = QIcon(to_pixmap(self.avatars.library.image(index), THUMBNAIL_SIDE))
             except AvatarifyError as exc:
                 return self._broken_icon(), str(exc)
             self._thumbnails[key] = icon
@@ -128,153 +168,147 @@ class AvatarGallery(QWidget):
 
     def refresh(self) -> None:
         """Rebuild the thumbnails from the library (after it changed) and mark the avatar being driven."""
-        library = self.pipeline.avatars
+        library = self.avatars.library
         self.list.clear()
         self._shown = list(library.paths)
         for index, (path, name) in enumerate(zip(library.paths, library.names)):
             icon, problem = self._icon(index, path)
-            label = f"{index + 1} · {name}" if index < 9 else name
-            item = QListWidgetItem(icon, label)
+            item = QListWidgetItem(icon, f"{index + 1} · {name}" if index < 9 else name)
             item.setData(Qt.UserRole, index)
             item.setToolTip(problem or f"{name}\n{path}\nClick to drive; click again for passthrough.")
             item.setSizeHint(self.list.gridSize())
             self.list.addItem(item)
-        self.remove_button.setEnabled(bool(self._shown))
         self.sync()
 
     def sync(self) -> None:
         """Mark the avatar being driven (none while in passthrough)."""
-        if list(self.pipeline.avatars.paths) != self._shown:
+        if list(self.avatars.library.paths) != self._shown:
             self.refresh()
             return
-        index = self.pipeline.avatar_index
-        active = None if self.pipeline.settings.passthrough or index is None else index
+        active = None if self._passthrough() else self.avatars.index
         for row in range(self.list.count()):
             item = self.list.item(row)
             item.setSelected(row == active)
             font = item.font()
             font.setBold(row == active)
             item.setFont(font)
-        if active is not None:
+        if active is not None and active < self.list.count():
             self.list.scrollToItem(self.list.item(active))
+        self._selection_changed()
 
     @property
     def selected_index(self) -> int | None:
         items = self.list.selectedItems()
         return items[0].data(Qt.UserRole) if items else None
 
-    # -- driving -----------------------------------------------------------------------------
+    def _selection_changed(self) -> None:
+        index = self.selected_index
+        removable = index is not None and self.avatars.library.removable(index)
+        self.remove_button.setEnabled(removable)
+        self.remove_button.setToolTip(
+            "Remove the selected avatar you added (its file is deleted)" if removable
+            else NOT_REMOVABLE if index is not None else "Select an avatar you added to remove it"
+        )  # fmt: skip
 
-    def _clicked(self, item: QListWidgetItem) -> None:
-        self.activate(item.data(Qt.UserRole))
+    # -- driving and ordering ----------------------------------------------------------------------
 
     def activate(self, index: int) -> None:
         """Drive avatar `index`; if it is already being driven, switch to passthrough."""
-        pipeline = self.pipeline
-        if index == pipeline.avatar_index and not pipeline.settings.passthrough:
-            pipeline.set_passthrough(True)
+        if index == self.avatars.index and not self._passthrough():
+            self._run("passthrough")
         else:
-            pipeline.select_avatar(index)
-            pipeline.set_passthrough(False)
+            self._run("select_avatar", index)
         self.sync()
         self.changed.emit()
 
-    def reload(self) -> None:
-        """Read the avatar folders again (files added or removed outside the app)."""
-        self.pipeline.reload_avatars()
-        self._thumbnails.clear()
+    def move(self, source: int, target: int) -> None:
+        """Put avatar `source` at position `target`; numbers follow the new order."""
+        self.avatars.library.move(source, target)
+        self.avatars.reload()  # the avatar being driven is followed by its file
         self.refresh()
         self.changed.emit()
 
-    # -- adding ------------------------------------------------------------------------------
+    # -- adding ------------------------------------------------------------------------------------
 
     def choose_files(self) -> None:
         names, _ = QFileDialog.getOpenFileNames(
-            self,
-            "Add avatars",
-            str(Path.home()),
+            self, "Add avatars", str(Path.home()),
             "Pictures (" + " ".join(f"*{suffix}" for suffix in IMAGE_SUFFIXES) + ");;All files (*)",
-        )
+        )  # fmt: skip
         self.add_files([Path(name) for name in names])
 
+    def add_dropped(self, paths: list[Path]) -> None:
+        pictures = image_files(paths)
+        if len(pictures) < len(paths):
+            skipped = ", ".join(path.name for path in paths if path not in pictures)
+            self.error.emit(f"Skipped {skipped}: only picture files ({', '.join(IMAGE_SUFFIXES)}) can become avatars.")
+        self.add_files(pictures)
+
     def add_files(self, paths: list[Path]) -> None:
-        """Open the crop editor for each picture in turn; each saved crop becomes a new avatar."""
+        """Open the crop editor for each picture in turn ("1 of 3"); each saved crop becomes a new avatar."""
+        if self.editor is None:
+            self._added, self._batch = 0, 0
         self._pending.extend(paths)
+        self._batch += len(paths)
         if self.editor is None:
             self._edit_next()
 
     def _edit_next(self) -> None:
         while self._pending:
             path = self._pending.pop(0)
+            self._added += 1
             try:
                 image = read_image(path)
             except AvatarifyError as exc:
                 self.error.emit(str(exc))
                 continue
-            self.editor = CropEditor(image, path.stem, self)
+            self.editor = CropEditor(image, path.stem, self, position=(self._added, self._batch))
             self.editor.finished.connect(self._editor_finished)
             self.editor.open()
             return
 
     def _editor_finished(self, result: int) -> None:
         editor, self.editor = self.editor, None
-        if result == CropEditor.Accepted and editor is not None:
+        if editor is None:
+            return
+        if result == CropEditor.Accepted:
             self._save(editor)
-        if editor is not None:
-            editor.deleteLater()
+        if editor.cancel_rest:
+            self._pending.clear()
+        editor.deleteLater()
         self._edit_next()
 
     def _save(self, editor: CropEditor) -> None:
         try:
-            path = self.pipeline.avatars.add(editor.result_image(), editor.name)
+            path = self.avatars.library.add(editor.result_image(), editor.name)
         except (AvatarifyError, OSError) as exc:
             self.error.emit(f"Could not save the avatar: {exc}")
             return
         log.info("Added avatar %s", path)
-        self.pipeline.reload_avatars()
         self.refresh()
-        paths = list(self.pipeline.avatars.paths)
-        if path in paths:
-            self.activate(paths.index(path))
-
-    @staticmethod
-    def _dropped_paths(event) -> list[Path]:
-        return [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
+        self.activate(self.avatars.library.paths.index(path))
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
-        # Any local file is accepted so that a wrong one gets an explanation rather than a "no entry" cursor.
-        if self._dropped_paths(event):
+        if dropped_paths(event):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:  # noqa: N802 - Qt override
-        paths = self._dropped_paths(event)
-        pictures = image_files(paths)
         event.acceptProposedAction()
-        if len(pictures) < len(paths):
-            skipped = ", ".join(path.name for path in paths if path not in pictures)
-            self.error.emit(f"Skipped {skipped}: only picture files ({', '.join(IMAGE_SUFFIXES)}) can become avatars.")
-        self.add_files(pictures)
+        self.add_dropped(dropped_paths(event))
 
-    # -- removing ----------------------------------------------------------------------------
+    # -- removing ----------------------------------------------------------------------------------
 
     def ask_remove(self) -> None:
         """Ask before deleting the selected avatar's file."""
         index = self.selected_index
-        if index is None:
-            self.error.emit("Select the avatar to remove first.")
+        if index is None or not self.avatars.library.removable(index):
             return
-        library = self.pipeline.avatars
-        name, path = library.names[index], library.paths[index]
-        if path.parent.resolve() != library.user_folder.resolve():
-            self.error.emit(f"“{name}” is not in your avatar folder {library.user_folder}; only avatars you added can be removed.")
-            return
+        name = self.avatars.library.names[index]
         self.confirm = QMessageBox(
-            QMessageBox.Question,
-            "Remove avatar",
+            QMessageBox.Question, "Remove avatar",
             f"Remove the avatar “{name}”? Its file is deleted from your avatar folder.",
-            QMessageBox.Yes | QMessageBox.Cancel,
-            self,
-        )
+            QMessageBox.Yes | QMessageBox.Cancel, self,
+        )  # fmt: skip
         self.confirm.setDefaultButton(QMessageBox.Cancel)
         self.confirm.finished.connect(lambda _result, i=index: self._confirmed(i))
         self.confirm.open()
@@ -283,15 +317,11 @@ class AvatarGallery(QWidget):
         box, self.confirm = self.confirm, None
         if box is None or box.clickedButton() is not box.button(QMessageBox.Yes):
             return
-        self.remove(index)
-
-    def remove(self, index: int) -> None:
-        """Delete avatar `index` (only avatars in the user's folder can be removed)."""
         try:
-            self.pipeline.avatars.remove(index)
-        except (AvatarifyError, OSError, ValueError) as exc:
+            self.avatars.library.remove(index)
+        except (AvatarifyError, OSError) as exc:
             self.error.emit(str(exc))
             return
-        self.pipeline.reload_avatars()
+        self._run("reload_avatars")
         self.refresh()
         self.changed.emit()

@@ -74,12 +74,16 @@ HOTKEYS: tuple[Hotkey, ...] = (
     Hotkey("mirror_output", ("T",), "Mirror the output", "View", checkable=True),
     Hotkey("stats", ("I",), "Show timing statistics on the preview", "View", checkable=True),
     Hotkey("fullscreen", ("F11",), "Full screen", "View", checkable=True, while_typing=True),
+    Hotkey("leave_fullscreen", ("Esc",), "Leave full screen (Esc never quits)", "View"),
     Hotkey("settings", ("Ctrl+,",), "Settings…", "App", while_typing=True),
     Hotkey("help", ("F1",), "Keyboard shortcuts", "App", while_typing=True),
-    Hotkey("quit", ("Esc", "Ctrl+Q"), "Quit (Esc leaves full screen first)", "App", while_typing=True),
+    Hotkey("about", ("Ctrl+I",), "About avatarify: version, licences, folders", "App", while_typing=True),
+    Hotkey("quit", ("Ctrl+Q",), "Quit", "App", while_typing=True),
 )
 
 MENUS: tuple[str, ...] = ("Avatar", "Pose", "Crop", "View", "App")
+# Toggles and one-shot actions: holding the key must not flip them back and forth.
+NO_REPEAT = {"calibrate", "passthrough", "find_best_frame", "fullscreen", "leave_fullscreen", "quit", "about"}
 
 _BY_ACTION = {hotkey.action: hotkey for hotkey in HOTKEYS}
 
@@ -120,16 +124,19 @@ def install_shortcuts(window: QWidget, handlers: Mapping[str, Callable[..., None
             handler = partial(handlers[entry.action], position) if entry.indexed else handlers[entry.action]
             shortcut = QShortcut(QKeySequence(key), window)
             shortcut.setContext(Qt.WindowShortcut)
-            shortcut.setAutoRepeat(entry.action not in ("calibrate", "passthrough", "fullscreen", "quit"))
+            shortcut.setAutoRepeat(entry.action not in NO_REPEAT)
             shortcut.activated.connect(_guarded(entry, handler))
             shortcuts.append(shortcut)
     return shortcuts
 
 
 def create_action(parent: QWidget, action: str, handler: Callable[[], None]) -> QAction:
-    """A menu/toolbar action for a table entry. Its keys are shown, not bound (`install_shortcuts` binds them)."""
+    """A menu action for a table entry, showing its keys. The window's shortcuts do the binding
+    (`install_shortcuts`); the action's own keys only act while its menu is open, as mnemonics do."""
     entry = _BY_ACTION[action]
-    qaction = QAction(f"{entry.text}\t{entry.key_text}", parent)
+    qaction = QAction(entry.text, parent)
+    qaction.setShortcuts([QKeySequence(key) for key in entry.keys])
+    qaction.setShortcutContext(Qt.WidgetShortcut)
     qaction.setToolTip(entry.tooltip)
     qaction.setCheckable(entry.checkable)
     qaction.triggered.connect(lambda _checked=False: handler())

@@ -24,6 +24,12 @@ QPushButton:checked {{ background: #1f4f66; border-color: {ACCENT}; }}
 QPushButton:disabled {{ color: #6b7284; }}
 QPushButton#primary {{ background: #1e88b5; border-color: {ACCENT}; font-weight: 600; }}
 QPushButton#primary:hover {{ background: #279bcb; }}
+QPushButton#primary:disabled {{ background: #2a3440; border-color: #3a4556; color: #7d8596; }}
+QFrame#problem {{ background: #4a2a1f; border: 1px solid #b5533a; border-radius: 6px; }}
+QLabel#problemIcon {{ color: #ffb199; font-size: 16px; }}
+QFrame#hint {{ background: #1f3140; border: 1px solid #2f6d91; border-radius: 6px; }}
+QLabel#statsOverlay {{ background: rgba(0, 0, 0, 170); color: white; font-family: monospace; padding: 6px;
+    border-radius: 4px; }}
 QListWidget {{ background: #262a33; border: 1px solid #323745; border-radius: 8px; color: #cfd5e1; }}
 QListWidget::item {{ border-radius: 6px; padding: 2px; }}
 QListWidget::item:selected {{ background: #1f4f66; border: 2px solid {ACCENT}; color: white; }}

@@ -1,37 +1,39 @@
-"""Choosing the torch device the model runs on."""
+"""Choosing the torch device the model runs on, and listing the ones this computer has."""
 from __future__ import annotations
-
-import logging
 
 import torch
 
 from ..core.errors import AvatarifyError
 
-log = logging.getLogger(__name__)
 
-CPU_WARNING = (
-    "Running the model on the CPU: expect a few frames per second. "
-    "Use an NVIDIA GPU (CUDA), an Apple Silicon Mac, or a remote GPU worker (--worker) for real-time speed."
-)
+class DeviceError(AvatarifyError):
+    """The device asked for does not exist here; `requested` names it, so a window can say it in its own words."""
+
+    def __init__(self, message: str, requested: str) -> None:
+        super().__init__(message)
+        self.requested = requested
+
+
+def available_devices() -> list[str]:
+    """The devices the model can run on here, best first: each CUDA GPU, Apple MPS, then the CPU."""
+    devices = [f"cuda:{index}" if index else "cuda" for index in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        devices.append("mps")
+    return [*devices, "cpu"]
 
 
 def select_device(preferred: str | None = None) -> torch.device:
-    """The requested device, or the best available: CUDA, then Apple MPS, then CPU (with a warning)."""
-    if preferred and preferred != "auto":
-        try:
-            device = torch.device(preferred)
-        except RuntimeError as exc:
-            raise AvatarifyError(f"Unknown device {preferred!r}; use auto, cpu, cuda, cuda:N or mps.") from exc
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise AvatarifyError("CUDA was requested but no CUDA GPU is available; use --device auto or cpu.")
-        if device.type == "mps" and not torch.backends.mps.is_available():
-            raise AvatarifyError("Apple MPS was requested but is not available; use --device auto or cpu.")
-    elif torch.cuda.is_available():
-        device = torch.device("cuda")
-    elif torch.backends.mps.is_available():
-        device = torch.device("mps")
-    else:
-        device = torch.device("cpu")
-    if device.type == "cpu":
-        log.warning(CPU_WARNING)
+    """The requested device, or the best available: CUDA, then Apple MPS, then CPU."""
+    if not preferred or preferred == "auto":
+        return torch.device(available_devices()[0])
+    try:
+        device = torch.device(preferred)
+    except RuntimeError as exc:
+        raise DeviceError(f"Unknown device {preferred!r}; use auto, cpu, cuda, cuda:N or mps.", preferred) from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("CUDA was requested but no CUDA GPU is available; use --device auto or cpu.", preferred)
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise DeviceError(f"There is no CUDA GPU number {device.index}; use --device cuda or cpu.", preferred)
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError("Apple MPS was requested but is not available; use --device auto or cpu.", preferred)
     return device

@@ -84,12 +84,26 @@ class LandmarkDetector:
                 compile=False,
             )
         except Exception as exc:  # network, disk and unpickling errors all mean "not available"
-            return self._fail(f"the landmark network could not be loaded ({type(exc).__name__}: {exc})")
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+            return self._fail(
+                f"the landmark network could not be loaded ({reason}); put {path.name} in {path.parent}"
+            )
         with self._lock:
             self._model = model
             self.state = "ready"
         log.info("Face landmarks ready")
         return True
+
+    @classmethod
+    def install_weights(cls, source: Path) -> Path:
+        """Copy a landmark weights file the user has into the place face-alignment loads it from (atomically)."""
+        from ..core.files import write_atomically
+
+        target = cls.weights_path()
+        if source.resolve() != target.resolve():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(target, source.read_bytes())
+        return target
 
     def _fail(self, reason: str) -> bool:
         with self._lock:

@@ -7,6 +7,7 @@ the `model` extra.
 from __future__ import annotations
 
 import importlib.util
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -17,7 +18,13 @@ from ..core.frame import MotionOptions
 if TYPE_CHECKING:
     from .predictor import Predictor
 
+log = logging.getLogger(__name__)
+
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+CPU_WARNING = (
+    "Running the model on the CPU: expect a few frames per second. "
+    "Use an NVIDIA GPU (CUDA), an Apple Silicon Mac, or a remote GPU worker for real-time speed."
+)
 
 
 class ModelNotInstalledError(AvatarifyError):
@@ -54,13 +61,18 @@ def require_model() -> None:
 def create_predictor(options: ModelOptions = ModelOptions(), motion: MotionOptions | None = None) -> Predictor:
     """A local predictor with the checkpoint found by the usual lookup order (config None: vox-256)."""
     require_model()
+    from .weights import find_checkpoint
+
+    checkpoint = find_checkpoint(options.checkpoint)  # before torch is imported: a missing file is said at once
     from .device import select_device
     from .fomm import load_model
     from .predictor import Predictor
-    from .weights import find_checkpoint
 
-    model = load_model(options.config, find_checkpoint(options.checkpoint), device=select_device(options.device))
-    return Predictor(model, motion=motion, precision=options.precision)
+    model = load_model(options.config, checkpoint, device=select_device(options.device))
+    predictor = Predictor(model, motion=motion, precision=options.precision)
+    if model.device.type == "cpu":
+        log.warning(CPU_WARNING)
+    return predictor
 
 
 def predictor_factory(options: ModelOptions = ModelOptions()) -> Callable[[], Predictor]:

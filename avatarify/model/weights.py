@@ -34,6 +34,10 @@ def candidate_paths() -> list[Path]:
     return [folder / name for folder in (user_weights_dir(), REPO_WEIGHTS_DIR) for name in names]
 
 
+class WeightsNotFoundError(CheckpointError):
+    """No checkpoint was found where the lookup looks (the first-run case: offer the download)."""
+
+
 def missing_weights_message() -> str:
     return (
         f"No model weights found. Run `avatarify weights download`, or put {CHECKPOINT_NAME} in "
@@ -79,7 +83,7 @@ def find_checkpoint(explicit: str | os.PathLike | None = None) -> Path:
             if step.source == "--checkpoint":
                 raise CheckpointError(f"Checkpoint {step.path} does not exist. {missing_weights_message()}")
             raise CheckpointError(f"{CHECKPOINT_ENV} points to {step.path}, which does not exist.")
-    raise CheckpointError(missing_weights_message())
+    raise WeightsNotFoundError(missing_weights_message())
 
 
 def mirror_urls(override: Sequence[str] | None = None) -> list[str]:

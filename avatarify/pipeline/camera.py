@@ -18,6 +18,7 @@ import numpy as np
 
 from ..core.errors import AvatarifyError
 from ..core.images import read_image
+from ..core.retry import Retry
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class ThreadedSource:
 
     Subclasses implement `_open`, `_grab` and `_release`. A failing `_open` in the constructor
     raises `CameraError` at once (a wrong path or index); later failures are kept in `error`,
-    raised from `read`, and the thread reopens the source every `retry_interval` seconds.
+    raised from `read`, and the thread reopens the source as `retry` allows (every `retry_interval` seconds).
     """
 
     paced = False  # True: frames are released at `fps` (files); False: the device sets the rate
@@ -73,7 +74,7 @@ class ThreadedSource:
         self.size: tuple[int, int] = (0, 0)
         self.error: str | None = None
         self.timestamp = 0.0  # time.monotonic() when the newest frame was grabbed
-        self.retry_interval = retry_interval
+        self.retry = Retry(retry_interval)
         self._frame: np.ndarray | None = None
         self._seq = 0
         self._read_seq = 0
@@ -106,6 +107,7 @@ class ThreadedSource:
                 if not opened:
                     self._open()
                     opened = True
+                    self.retry.succeeded()
                     log.info("%s is delivering frames again", self.name)
                 if self.paced:
                     self._pace()
@@ -119,7 +121,8 @@ class ThreadedSource:
                 if str(exc) != self.error:
                     log.warning("%s", exc)
                 self._set_error(str(exc))
-                self._stop.wait(self.retry_interval)
+                self.retry.failed()
+                self._stop.wait(self.retry.wait_seconds)
                 continue
             self._publish(frame)
         self._release()
@@ -286,6 +289,9 @@ class DeviceCamera(ThreadedSource):
         super().__init__(name=name or f"Camera {index}", fps=fps or 30.0)
 
     def _open(self) -> None:
+        if platform.system() == "Linux" and not Path(f"/dev/video{self.index}").exists():
+            # Asking OpenCV would print a warning on every retry; the device node says it all.
+            raise CameraError(f"{self.name} (/dev/video{self.index}) is not connected; plug it in or choose another camera.")
         capture = cv2.VideoCapture(self.index, _capture_api())
         if not capture.isOpened():
             capture.release()
@@ -336,11 +342,16 @@ def _linux_cameras(root: Path = Path("/sys/class/video4linux")) -> list[CameraIn
 
 def _probe_cameras(count: int = PROBED_INDEXES) -> list[CameraInfo]:
     cameras = []
-    for index in range(count):
-        capture = cv2.VideoCapture(index, _capture_api())
-        if capture.isOpened():
-            cameras.append(CameraInfo(index, f"Camera {index}"))
-        capture.release()
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # probing absent indexes warns about each
+    try:
+        for index in range(count):
+            capture = cv2.VideoCapture(index, _capture_api())
+            if capture.isOpened():
+                cameras.append(CameraInfo(index, f"Camera {index}"))
+            capture.release()
+    finally:
+        cv2.utils.logging.setLogLevel(level)
     return cameras
 
 

@@ -7,7 +7,6 @@ from collections.abc import Callable
 import numpy as np
 
 from ..core.faces import Box, SquareCrop, center_crop, crop_around_face, largest_face
-from .settings import MAX_CROP_OFFSET, MAX_CROP_ZOOM, MIN_CROP_ZOOM
 
 # The Haar detector costs ~10-20 ms a frame; the filter carries the crop between detections.
 DETECT_EVERY = 3
@@ -19,17 +18,14 @@ DERIVATIVE_CUTOFF_HZ = 1.0
 
 
 def adjust_crop(base: SquareCrop, zoom: float, offset: tuple[float, float], frame_shape: tuple[int, ...]) -> SquareCrop:
-    """`base` zoomed (>1 zooms in) and moved by `offset`, a fraction of the frame's width and height."""
+    """`base` zoomed (>1 zooms in) and moved by `offset`, a fraction of the frame's width and height, kept inside
+    the frame: the model never sees made-up border pixels, and the preview always shows the whole square."""
     h, w = frame_shape[:2]
-    return SquareCrop(cx=base.cx + offset[0] * w, cy=base.cy + offset[1] * h, side=max(8.0, base.side / zoom))
-
-
-def clamp_zoom(zoom: float) -> float:
-    return min(MAX_CROP_ZOOM, max(MIN_CROP_ZOOM, zoom))
-
-
-def clamp_offset(offset: tuple[float, float]) -> tuple[float, float]:
-    return tuple(min(MAX_CROP_OFFSET, max(-MAX_CROP_OFFSET, value)) for value in offset)  # type: ignore[return-value]
+    side = min(max(8.0, base.side / zoom), float(min(h, w)))
+    half = side / 2
+    cx = min(max(base.cx + offset[0] * w, half), w - half)
+    cy = min(max(base.cy + offset[1] * h, half), h - half)
+    return SquareCrop(cx=cx, cy=cy, side=side)
 
 
 class OneEuroFilter:

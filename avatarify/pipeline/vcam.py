@@ -4,11 +4,13 @@ from __future__ import annotations
 import logging
 import platform
 import threading
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from ..core.retry import Retry
 
 log = logging.getLogger(__name__)
 
@@ -16,40 +18,74 @@ DEFAULT_FPS = 30.0
 REOPEN_INTERVAL = 10.0
 LOOPBACK_LABEL = "Avatarify"
 VIRTUAL_V4L2_DIR = Path("/sys/devices/virtual/video4linux")
+SETUP_SCRIPT = "scripts/setup-v4l2loopback.sh"
+
+
+@dataclass(frozen=True)
+class VcamProblem:
+    """Why no virtual camera could be opened: a one-line `headline`, the `detail` behind it (the library's own
+    words and the platform's advice), and `setup`, the one command or step that usually fixes it."""
+
+    headline: str
+    detail: str
+    setup: str
+
+
+def setup_step(system: str | None = None) -> str:
+    """The platform's way to get a virtual camera, as something a user can copy or follow."""
+    system = system or platform.system()
+    if system == "Linux":
+        return SETUP_SCRIPT
+    if system == "Windows":
+        return "Install OBS Studio 26 or newer (its Virtual Camera is used) or Unity Capture, then restart avatarify."
+    if system == "Darwin":
+        return "Install OBS Studio 30 or newer and click 'Start Virtual Camera' in OBS once, then restart avatarify."
+    return "pyvirtualcam supports Linux, Windows and macOS only."
+
+
+def no_virtual_camera(detail: str = "", system: str | None = None) -> VcamProblem:
+    """What to do when no virtual camera could be opened, for this operating system."""
+    system = system or platform.system()
+    reason = " ".join(detail.split())
+    if system == "Linux" and not Path("/sys/module/v4l2loopback").exists():
+        headline = "No virtual camera: the v4l2loopback kernel module is not loaded."
+        advice = (
+            "Install it (Debian/Ubuntu: sudo apt install v4l2loopback-dkms) and load it with "
+            f'`sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label="{LOOPBACK_LABEL}"`, '
+            f"or run {SETUP_SCRIPT}. If modprobe says 'Key was rejected by service', Secure Boot refuses the "
+            "unsigned module: enrol the DKMS key (sudo mokutil --import /var/lib/dkms/mok.pub, then reboot) or turn "
+            "Secure Boot off; if it says 'Module not found', install the headers for your running kernel and "
+            "reinstall v4l2loopback-dkms."
+        )
+    elif system == "Linux":
+        headline = "The virtual camera could not be opened: another program may be writing to it."
+        advice = (
+            "Close other programs writing to it, or load v4l2loopback with exclusive_caps=1 "
+            f'card_label="{LOOPBACK_LABEL}" ({SETUP_SCRIPT}) and choose its /dev/videoN device.'
+        )
+    else:
+        headline = "No virtual camera: OBS Studio's virtual camera is not installed."
+        advice = setup_step(system)
+    detail_text = f"{advice}\n\nThe virtual camera library said: {reason}" if reason else advice
+    return VcamProblem(headline, detail_text, setup_step(system))
 
 
 def no_virtual_camera_message(detail: str = "", system: str | None = None) -> str:
-    """What to do when no virtual camera could be opened, for this operating system."""
+    """The problem as one line for a terminal: the headline and the advice."""
+    problem = no_virtual_camera(detail, system)
+    advice = problem.detail.split("\n")[0]
+    return f"{problem.headline} {advice}"
+
+
+def backends_here(system: str | None = None) -> list[tuple[str, str]]:
+    """The pyvirtualcam backends this platform has, as (value, label); "" picks one automatically."""
     system = system or platform.system()
-    detail = " ".join(detail.split())
-    reason = f" ({detail})" if detail else ""
-    if system == "Linux":
-        if not Path("/sys/module/v4l2loopback").exists():
-            return (
-                f"No virtual camera{reason}: the v4l2loopback kernel module is not loaded. Install it "
-                "(Debian/Ubuntu: sudo apt install v4l2loopback-dkms) and load it with "
-                f'`sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label="{LOOPBACK_LABEL}"`, '
-                "or run scripts/setup-v4l2loopback.sh. If modprobe says 'Key was rejected by service', "
-                "Secure Boot refuses the unsigned module: enrol the DKMS key (sudo mokutil --import "
-                "/var/lib/dkms/mok.pub, then reboot) or turn Secure Boot off; if it says 'Module not found', "
-                "install the headers for your running kernel and reinstall v4l2loopback-dkms."
-            )
-        return (
-            f"The virtual camera could not be opened{reason}. Close other programs writing to it, or load "
-            f'v4l2loopback with exclusive_caps=1 card_label="{LOOPBACK_LABEL}" (scripts/setup-v4l2loopback.sh) '
-            "and choose its /dev/videoN device."
-        )
-    if system == "Windows":
-        return (
-            f"No virtual camera{reason}: install OBS Studio 26 or newer (its Virtual Camera is used) "
-            "or Unity Capture, then restart avatarify."
-        )
-    if system == "Darwin":
-        return (
-            f"No virtual camera{reason}: install OBS Studio 30 or newer and click 'Start Virtual Camera' in "
-            "OBS once (this installs the camera extension), then restart avatarify."
-        )
-    return f"No virtual camera{reason}: pyvirtualcam supports Linux, Windows and macOS only."
+    found = {
+        "Linux": [("v4l2loopback", "v4l2loopback")],
+        "Windows": [("obs", "OBS Virtual Camera"), ("unitycapture", "Unity Capture")],
+        "Darwin": [("obs", "OBS Virtual Camera")],
+    }.get(system, [])
+    return [("", "Automatic"), *found]
 
 
 def list_virtual_cameras(system: str | None = None) -> list[str]:
@@ -108,11 +144,12 @@ class VirtualCameraOutput:
         self.fps = fps
         self.backend = backend
         self.error: str | None = None
+        self.problem: VcamProblem | None = None
         self._camera = None
         self._closed = False
         # `close` may run on another thread than `send`: without the lock, a send racing it could reopen the device.
         self._lock = threading.RLock()
-        self._failed_at: float | None = None
+        self._retry = Retry(REOPEN_INTERVAL)
         self._failed_size: tuple[int, int] | None = None
 
     @property
@@ -139,8 +176,8 @@ class VirtualCameraOutput:
                 )
             except Exception as exc:  # pyvirtualcam raises RuntimeError, ValueError or backend-specific errors
                 return self._fail(exc, size)
-            self.error = None
-            self._failed_at = None
+            self.error, self.problem = None, None
+            self._retry.succeeded()
             log.info("Virtual camera %s", self.state)
             return True
 
@@ -152,8 +189,7 @@ class VirtualCameraOutput:
                 return False
             camera = self._camera
             if camera is None or (camera.width, camera.height) != size:
-                recently_failed = self._failed_at is not None and time.monotonic() - self._failed_at < REOPEN_INTERVAL
-                if recently_failed and self._failed_size == size:
+                if not self._retry.due() and self._failed_size == size:
                     return False
                 if not self.open(size, fps):
                     return False
@@ -166,9 +202,12 @@ class VirtualCameraOutput:
             return True
 
     def _fail(self, exc: Exception, size: tuple[int, int]) -> bool:
-        self.error = no_virtual_camera_message(str(exc))
-        self._failed_at, self._failed_size = time.monotonic(), size
-        log.warning("%s", self.error)
+        problem = no_virtual_camera(str(exc))
+        if problem != self.problem:  # the details once per problem; the headline is reported by whoever sends
+            log.debug("%s (%s)", problem.headline, " ".join(str(exc).split()))
+        self.problem, self.error = problem, problem.headline
+        self._retry.failed()
+        self._failed_size = size
         return False
 
     def close(self) -> None:
