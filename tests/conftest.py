@@ -21,6 +21,16 @@ def _require(path: Path) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def user_folders(tmp_path_factory, monkeypatch) -> Path:
+    """Each test gets its own user config and data folders: nothing a test does touches a real user's files."""
+    home = tmp_path_factory.mktemp("user")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.delenv("AVATARIFY_CHECKPOINT", raising=False)
+    return home
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     return _require(SHARED_DIR)

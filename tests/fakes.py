@@ -16,7 +16,7 @@ from avatarify.core.errors import EngineUnavailable
 from avatarify.core.frame import MotionOptions, prepare_frame
 
 BACKEND = "avatarify-test"
-WAIT = 60.0  # guards against hangs only; never a speed requirement
+WAIT = 120.0  # guards against hangs only; never a speed requirement
 
 
 class RecordingBackend:
@@ -114,6 +114,8 @@ class FakePredictor:
         self.faces: list[np.ndarray] = []
         self.motions: list[MotionOptions] = []
         self.unavailable: str | None = None
+        self.state = "connected"  # as a remote predictor reports its connection
+        self.problem: str | None = None
         self.closed = 0
 
     def set_avatar(self, image: np.ndarray) -> None:

@@ -21,7 +21,7 @@ def library(tmp_path, avatars_dir):
 
 def test_lists_user_folder_first_then_shipped_pictures(library, avatars_dir):
     assert len(library) == len(list(avatars_dir.iterdir()))
-    assert library.names == sorted(library.names, key=str.casefold)
+    assert library.names == sorted(library.names, key=str.casefold)  # first listing: by name
     image = library.image(library.find("mona"))
     assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
     assert library.find("MONA.jpg") == library.find("mona")
@@ -36,12 +36,14 @@ def test_add_saves_a_png_in_the_user_folder_and_never_overwrites(library):
     assert first.parent == library.user_folder
     np.testing.assert_array_equal(read_image(first), image)
     np.testing.assert_array_equal(read_image(second), image[::-1])
-    assert library.names[:2] == ["My_Face", "My_Face-2"]
-    assert not [p for p in library.user_folder.iterdir() if p.name.startswith(".")]  # no temporary leftovers
+    assert library.names[-2:] == ["My Face!", "My Face!"]  # at the end, under the name the user gave
+    assert library.find("my face!") == len(library) - 2
+    leftovers = [p for p in library.user_folder.iterdir() if p.name.startswith(".") and p != library.index_path]
+    assert not leftovers  # no temporary files left behind
 
 
 def test_add_keeps_files_other_programs_put_there(library):
-    library.user_folder.mkdir(parents=True)
+    library.user_folder.mkdir(parents=True, exist_ok=True)
     existing = library.user_folder / "me.png"
     existing.write_bytes(b"someone else's file")
     saved = library.add(np.zeros((8, 8, 3), np.uint8), "me")
@@ -62,11 +64,38 @@ def test_remove_deletes_only_user_pictures(library):
         library.remove(len(library))
 
 
-def test_reload_sees_pictures_added_outside_the_app(library, avatars_dir):
-    library.user_folder.mkdir(parents=True)
-    shutil.copy(avatars_dir / "mona.jpg", library.user_folder / "outside.jpg")
+def test_reload_sees_pictures_added_outside_the_app_at_the_end(library, avatars_dir):
+    before = list(library.paths)
+    library.user_folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(avatars_dir / "mona.jpg", library.user_folder / "aaa-outside.jpg")
     library.reload()
-    assert library.names[0] == "outside"
+    assert library.paths[:-1] == before and library.names[-1] == "aaa-outside"
+
+
+def test_numbers_stay_put_across_adds_reloads_and_restarts(library, tmp_path):
+    first_three = list(library.paths[:3])
+    added = library.add(np.full((16, 16, 3), 9, np.uint8), "Albert E.")
+    library.reload()
+    assert library.paths[:3] == first_three and library.paths[-1] == added
+    library.move(len(library) - 1, 0)  # dragged to the front
+    again = AvatarLibrary(library.folders)  # the next start
+    assert again.paths[0] == added and again.names[0] == "Albert E." and again.paths[1:4] == first_three
+
+
+def test_a_damaged_gallery_index_is_ignored(library):
+    library.index_path.parent.mkdir(parents=True, exist_ok=True)
+    for junk in (b"\xff\xfe", b"[" * 5000, b'{"order": 3, "names": []}', b"null"):
+        library.index_path.write_bytes(junk)
+        library.reload()
+        assert library.names == sorted(library.names, key=str.casefold)
+
+
+def test_removing_keeps_the_others_numbers(library):
+    added = library.add(np.full((16, 16, 3), 9, np.uint8), "x")
+    library.move(len(library) - 1, 1)
+    order = [p for p in library.paths if p != added]
+    library.remove(library.paths.index(added))
+    assert library.paths == order and not added.exists()
 
 
 def test_names_and_default_folder():

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from avatarify.pipeline.avatars import AvatarLibrary
+from avatarify.core.settings import Settings
 from avatarify.pipeline.camera import (
     CameraError,
     FrameSource,
@@ -105,7 +105,7 @@ def test_video_file_that_disappears_is_reported_and_recovers(driving_video, tmp_
     video = tmp_path / "camera.mp4"
     shutil.copy(driving_video, video)
     source = VideoFileSource(video, fps=200)
-    source.retry_interval = 0.05
+    source.retry.interval = 0.05
     try:
         take_frames(source, 3)
         video.rename(tmp_path / "away.mp4")
@@ -147,29 +147,26 @@ class FlakySource:
         self.closed = True
 
 
-def test_pipeline_reports_camera_loss_keeps_last_output_and_recovers(driving_frames, avatars_dir, tmp_path):
+def test_pipeline_reports_camera_loss_keeps_last_output_and_recovers(driving_frames):
     from avatarify.pipeline.vcam import VirtualCameraOutput
-    from test_vcam import BACKEND, backends_for
+    from fakes import BACKEND, backends_for
 
     camera = FlakySource(driving_frames[:10], fail_from=10, fail_count=8)
-    pipeline = Pipeline(
-        camera, AvatarLibrary([tmp_path, avatars_dir]), None, output=VirtualCameraOutput("flaky-out", backend=BACKEND)
-    )
+    pipeline = Pipeline(camera, Settings(passthrough=True), output=VirtualCameraOutput("flaky-out", backend=BACKEND))
     outputs, errors = [], []
     pipeline.add_listener(lambda frame: outputs.append(camera.calls))
-    pipeline.add_error_listener(errors.append)
+    pipeline.problems.add_listener(lambda topic, message: errors.append(message))
     with pipeline:
         deadline = time.monotonic() + WAIT
         while camera.calls < 30 or len(outputs) < 12:
             assert time.monotonic() < deadline, "the pipeline did not recover"
             time.sleep(0.05)
-        assert "camera" not in pipeline.errors
-    assert errors == ["Camera flaky lost: unplugged. Retrying."]
+        assert pipeline.problems.get("camera") is None
+    assert errors == ["Camera flaky lost: unplugged. Retrying.", None]
     assert any(calls > 18 for calls in outputs)  # frames again after the outage
     (vcam,) = backends_for("flaky-out")
     # During the outage the last good output was re-sent: the virtual camera never went dark.
     assert len(vcam.frames) > len(outputs)
-    assert camera.closed
 
 
 def test_a_video_played_once_ends_instead_of_restarting(driving_video):

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from avatarify.core.faces import SquareCrop, crop_around_face, largest_face
-from avatarify.pipeline.crop import CropController, OneEuroFilter, SmartCrop, adjust_crop, clamp_offset, clamp_zoom
-from avatarify.pipeline.settings import MAX_CROP_ZOOM, MIN_CROP_ZOOM
+from avatarify.pipeline.crop import CropController, OneEuroFilter, SmartCrop, adjust_crop
 from avatarify.core.video import read_frames
 
 FRAMES = 40
@@ -27,9 +26,20 @@ def test_adjust_crop_zooms_and_moves_in_fractions_of_the_frame():
     assert adjust_crop(base, 1.0, (0.0, 0.0), (480, 640)) == base
 
 
-def test_zoom_and_offset_are_clamped():
-    assert clamp_zoom(100.0) == MAX_CROP_ZOOM and clamp_zoom(0.01) == MIN_CROP_ZOOM and clamp_zoom(1.3) == 1.3
-    assert clamp_offset((0.9, -0.9)) == (0.5, -0.5)
+@pytest.mark.parametrize(
+    ("base", "zoom", "offset"),
+    [
+        (SquareCrop(320, 240, 480), 0.5, (0.0, 0.0)),  # zoomed out past the frame
+        (SquareCrop(320, 240, 480), 1.0, (0.5, 0.5)),  # moved off the bottom right
+        (SquareCrop(320, 240, 480), 2.0, (-0.5, -0.5)),  # a small square moved off the top left
+        (SquareCrop(20, 20, 900), 1.0, (0.0, 0.0)),  # a face-following square larger than the frame
+    ],
+)
+def test_the_crop_always_stays_inside_the_frame(base, zoom, offset):
+    crop = adjust_crop(base, zoom, offset, (480, 640, 3))
+    x0, y0, x1, y1 = crop.corners()
+    assert 0 <= x0 and 0 <= y0 and x1 <= 640 and y1 <= 480
+    assert crop.side == min(480.0, max(8.0, base.side / zoom))
 
 
 def test_manual_crop_is_the_centre_square():
@@ -83,7 +93,7 @@ def test_smart_crop_detects_every_few_frames_and_keeps_the_crop_without_a_face(d
 def test_face_detection_runs_on_several_threads_with_a_classifier_each(avatar_path):
     import threading
 
-    from avatarify import faces
+    from avatarify.core import faces
     from avatarify.core.images import read_image
 
     image = read_image(avatar_path)

@@ -1,5 +1,5 @@
-"""GUI parts that need no pipeline: the hotkey table and its help dialog, the crop editor, the settings dialog's
-camera list, the first-run panel."""
+"""GUI parts that need no session: the hotkey table and its help dialog, the crop editor, the settings dialog,
+the camera picker, the problem panel, the status bar texts, the preview panes and the weights download."""
 from __future__ import annotations
 
 import hashlib
@@ -16,10 +16,16 @@ from PyQt5.QtWidgets import QApplication
 
 from avatarify.core.faces import largest_face
 from avatarify.gui.crop_editor import CropEditor
-from avatarify.gui.first_run import FirstRunPanel, WeightsSource
-from avatarify.gui.hotkeys import HOTKEYS, HotkeyHelpDialog, hotkey, tooltip
-from avatarify.gui.settings import AppSettings
+from avatarify.core.settings import Settings
+from avatarify.core.status import Remedy, State, failed, running, starting
+from avatarify.gui.camera_picker import IMAGE_FOLDER, VIDEO_FILE, CameraPicker
+from avatarify.gui.downloads import WeightsDownload, WeightsSource
+from avatarify.gui.hotkeys import HOTKEYS, HotkeyHelpDialog, create_action, hotkey, tooltip
+from avatarify.gui.problems import ProblemPanel
 from avatarify.gui.settings_dialog import SettingsDialog
+from avatarify.gui.status_line import describe
+from avatarify.gui.views import PreviewPanes
+from avatarify.pipeline.frames import PipelineStats
 from avatarify.core.images import read_image
 from avatarify.pipeline.camera import CameraInfo
 
@@ -43,7 +49,7 @@ def test_table_has_the_documented_keys() -> None:
     assert hotkey("passthrough").keys == ("0",)
     assert (hotkey("zoom_in").keys, hotkey("zoom_out").keys) == (("W",), ("S",))
     assert hotkey("reset_crop").keys == ("Shift+Z",)
-    assert hotkey("quit").keys == ("Esc", "Ctrl+Q")
+    assert hotkey("quit").keys == ("Ctrl+Q",) and hotkey("leave_fullscreen").keys == ("Esc",)
     assert "C, X" in tooltip("calibrate")
 
 
@@ -118,25 +124,122 @@ def test_crop_editor_with_a_name_can_save_at_once(qtbot, portrait: np.ndarray) -
 CAMERAS = [CameraInfo(0, "Integrated Camera"), CameraInfo(2, "USB Camera")]
 
 
-def test_settings_dialog_shows_cameras_by_name_and_keeps_the_index(qtbot) -> None:
-    dialog = SettingsDialog(AppSettings(camera="0"), CAMERAS)
-    qtbot.addWidget(dialog)
-    assert dialog.camera.currentText() == "Integrated Camera"
-    assert dialog.values() == AppSettings(camera="0")  # OK without changes changes nothing
-    dialog.camera.setCurrentIndex(1)
-    assert dialog.values().camera == "2"
-    dialog.camera.setCurrentText("/videos/me.mp4")
-    assert dialog.values().camera == "/videos/me.mp4"
-    dialog.camera.setCurrentText("")
-    assert dialog.values().camera == "0"
+def test_menu_entries_show_their_keys(qtbot) -> None:
+    from PyQt5.QtWidgets import QWidget
+
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    for entry in HOTKEYS:
+        if not entry.indexed:
+            action = create_action(parent, entry.action, lambda: None)
+            assert [key.toString() for key in action.shortcuts()] == [QKeySequence(k).toString() for k in entry.keys]
+            assert action.shortcutContext() == Qt.WidgetShortcut  # shown in the menu, bound by the window
 
 
-def test_settings_dialog_keeps_a_camera_given_by_name(qtbot) -> None:
-    dialog = SettingsDialog(AppSettings(camera="USB Camera"), CAMERAS)
+def test_settings_dialog_offers_only_what_exists_and_keeps_unchanged_values(qtbot) -> None:
+    settings = Settings(model_device="cpu", vcam_backend="v4l2loopback")
+    dialog = SettingsDialog(settings, ["auto", "cpu"], [("", "Automatic"), ("v4l2loopback", "v4l2loopback")])
     qtbot.addWidget(dialog)
-    assert dialog.camera.currentText() == "USB Camera" and dialog.values().camera == "USB Camera"
-    dialog.camera.setCurrentIndex(0)
-    assert dialog.values().camera == "0"
+    assert [dialog.model_device.itemText(i) for i in range(dialog.model_device.count())] == ["auto", "cpu"]
+    assert [dialog.vcam_backend.itemData(i) for i in range(dialog.vcam_backend.count())] == ["", "v4l2loopback"]
+    assert dialog.values() == settings  # OK without changes changes nothing
+    dialog.camera_when_unavailable.setChecked(True)
+    dialog.confirm_quit.setChecked(False)
+    assert dialog.values().camera_when_unavailable and not dialog.values().confirm_quit
+
+
+def test_settings_dialog_keeps_a_device_that_is_gone(qtbot) -> None:
+    dialog = SettingsDialog(Settings(model_device="cuda:1"), ["auto", "cpu"])
+    qtbot.addWidget(dialog)
+    assert dialog.values().model_device == "cuda:1"
+
+
+def test_camera_picker_lists_cameras_by_name_and_shows_what_plays(qtbot) -> None:
+    picker = CameraPicker()
+    qtbot.addWidget(picker)
+    picker.set_cameras(CAMERAS)
+    picker.show_playing("2")
+    assert picker.currentText() == "USB Camera"
+    picker.show_playing("/videos/me.mp4")
+    assert picker.currentText() == "me.mp4" and "/videos/me.mp4" in picker.toolTip()
+    items = [picker.itemData(i) for i in range(picker.count())]
+    assert items[:2] == ["0", "2"] and items[-2:] == [VIDEO_FILE, IMAGE_FOLDER]
+    with qtbot.waitSignal(picker.chosen) as chosen:
+        picker.activated.emit(0)
+    assert chosen.args == ["0"]
+
+
+def test_camera_picker_says_when_there_is_no_camera(qtbot) -> None:
+    picker = CameraPicker()
+    qtbot.addWidget(picker)
+    picker.set_cameras([])
+    assert picker.itemText(0) == "No cameras found" and not picker.model().item(0).isEnabled()
+
+
+def test_problem_panel_shows_every_problem_and_a_dismissed_one_returns(qtbot) -> None:
+    panel = ProblemPanel()
+    qtbot.addWidget(panel)
+    remedies = []
+    panel.remedy.connect(lambda component, remedy: remedies.append((component, remedy)))
+    camera = failed("Camera 0 cannot be opened.", Remedy.CHOOSE_CAMERA, Remedy.VIDEO_FILE)
+    model = failed("No model weights found.", Remedy.DOWNLOAD_WEIGHTS, Remedy.LOCATE_WEIGHTS, detail="where")
+    panel.show_status("camera", camera)
+    panel.show_status("model", model)
+    assert panel.messages == ["Camera 0 cannot be opened.", "No model weights found."]
+    qtbot.mouseClick(panel.row("model").remedy_buttons[Remedy.LOCATE_WEIGHTS], Qt.LeftButton)
+    assert remedies == [("model", Remedy.LOCATE_WEIGHTS)]
+    qtbot.mouseClick(panel.row("camera").dismiss_button, Qt.LeftButton)
+    assert panel.messages == ["No model weights found."]
+    panel.show_status("camera", camera)  # the same problem, still dismissed
+    assert panel.messages == ["No model weights found."]
+    panel.show_status("camera", running("d0.mp4"))
+    panel.show_status("camera", camera)  # solved, then back: shown again
+    assert "Camera 0 cannot be opened." in panel.messages
+    panel.show_status("model", starting("Loading the model…"))
+    assert panel.messages == ["Camera 0 cannot be opened."]
+
+
+def test_problem_details_offer_the_setup_command_to_copy(qtbot) -> None:
+    panel = ProblemPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.show_status("vcam", failed("No virtual camera.", Remedy.SETUP_VCAM, detail="Install it.", command="setup.sh"))
+    row = panel.row("vcam")
+    assert row.details.isHidden()
+    qtbot.mouseClick(row.details_button, Qt.LeftButton)
+    assert row.details.isVisible() and row.details.toPlainText() == "Install it."
+    qtbot.mouseClick(row.copy_button, Qt.LeftButton)
+    assert QApplication.clipboard().text() == "setup.sh"
+
+
+def test_status_texts_name_every_state() -> None:
+    stats = PipelineStats(camera_fps=25.0, model_fps=4.2, model_ms=230, device="cpu")
+    assert describe("camera", running("d0.mp4"), stats) == "Camera: d0.mp4 · 25 fps"
+    assert describe("model", running("Model on cpu"), stats) == "Model: cpu · 4.2 fps · 230 ms"
+    assert describe("model", running("Model on cpu"), stats, "idle (passthrough)") == "Model: idle (passthrough)"
+    assert describe("model", starting("Loading"), None) == "Model: starting…"
+    assert describe("vcam", failed("No virtual camera."), None) == "Virtual camera: not available"
+    assert describe("landmarks", running("Face landmarks ready"), None) == "Landmarks: Face landmarks ready"
+    assert describe("worker", failed("x"), None) == "Worker: not available"
+    assert describe("model", failed("x"), stats).endswith("not available")
+    assert State.OFF.value == "off"
+
+
+def test_panes_follow_their_pictures_and_fit_a_short_window(qtbot) -> None:
+    panes = PreviewPanes()
+    qtbot.addWidget(panes)
+    panes.resize(1100, 300)
+    panes.show()
+    qtbot.waitExposed(panes)
+    panes.set_aspects(1.0, 1.0)
+    for pane in (panes.camera, panes.output):
+        view = pane.view.geometry()
+        assert abs(view.width() - view.height()) <= 2  # no empty bars inside the pane
+        assert pane.geometry().bottom() <= panes.height()  # scaled, not clipped
+    panes.set_aspects(16 / 9, 1.0)
+    QApplication.processEvents()
+    camera = panes.camera.view.geometry()
+    assert abs(camera.width() / camera.height() - 16 / 9) < 0.05
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -157,30 +260,29 @@ def http_folder(tmp_path: Path):
     server.server_close()
 
 
-def test_first_run_panel_downloads_with_progress(qtbot, tmp_path: Path, http_folder) -> None:
+def test_weights_download_reports_progress_and_the_file(qtbot, tmp_path: Path, http_folder) -> None:
     folder, base = http_folder
     payload = np.random.default_rng(0).integers(0, 256, 3_000_000, dtype=np.uint8).tobytes()
     (folder / "weights.bin").write_bytes(payload)
     source = WeightsSource(dest_dir=tmp_path / "weights", urls=[f"{base}/weights.bin"],
                            md5=hashlib.md5(payload).hexdigest(), name="weights.bin", expected_size=len(payload))
-    panel = FirstRunPanel(source)
-    qtbot.addWidget(panel)
-    panel.show()
-    with qtbot.waitSignal(panel.checkpoint_ready, timeout=30_000) as ready:
-        qtbot.mouseClick(panel.download_button, Qt.LeftButton)
-        assert not panel.download_button.isEnabled() and panel.progress.isVisible()
-    assert ready.args == [tmp_path / "weights" / "weights.bin"]
+    download = WeightsDownload(source)
+    progress = []
+    download.progress.connect(progress.append)
+    with qtbot.waitSignal(download.finished, timeout=30_000) as done:
+        download.start()
+        download.start()  # a second click while it runs does nothing
+        assert download.running
+    assert done.args == [tmp_path / "weights" / "weights.bin"]
     assert (tmp_path / "weights" / "weights.bin").read_bytes() == payload
-    assert panel.progress.value() == 100
-    qtbot.waitUntil(lambda: panel.download_button.isEnabled())
+    assert progress[0] == 0 and progress == sorted(progress)
+    qtbot.waitUntil(lambda: not download.running)
 
 
-def test_first_run_panel_reports_a_failed_download(qtbot, tmp_path: Path, http_folder) -> None:
+def test_weights_download_reports_a_failure(qtbot, tmp_path: Path, http_folder) -> None:
     _, base = http_folder
     source = WeightsSource(dest_dir=tmp_path / "weights", urls=[f"{base}/missing.bin"], md5="0" * 32, name="w.bin")
-    panel = FirstRunPanel(source)
-    qtbot.addWidget(panel)
-    panel.start_download()
-    qtbot.waitUntil(lambda: panel.status.text().startswith("Download failed"), timeout=30_000)
-    assert "404" in panel.status.text()
-    assert panel.download_button.isEnabled() and not (tmp_path / "weights" / "w.bin").exists()
+    download = WeightsDownload(source)
+    with qtbot.waitSignal(download.failed, timeout=30_000) as failure:
+        download.start()
+    assert "404" in failure.args[0] and not (tmp_path / "weights" / "w.bin").exists()

@@ -7,51 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import pyvirtualcam
-from pyvirtualcam.util import decode_fourcc
 
-from avatarify.pipeline.vcam import VirtualCameraOutput, even_size, fit_frame, no_virtual_camera_message
-
-BACKEND = "avatarify-test"
-
-
-class RecordingBackend:
-    """A pyvirtualcam backend that keeps every frame it is sent, as an app reading the camera would see it.
-
-    Device "missing" behaves like an absent virtual camera.
-    """
-
-    opened: list[RecordingBackend] = []
-
-    def __init__(self, *, width: int, height: int, fps: float, fourcc: int, device: str | None, **kw) -> None:
-        if device == "missing":
-            raise RuntimeError("device missing does not exist")
-        self.width, self.height, self.fps = width, height, fps
-        self.fourcc = decode_fourcc(fourcc)
-        self.name = device or "Test Camera"
-        self.frames: list[np.ndarray] = []
-        self.closed = False
-        RecordingBackend.opened.append(self)
-
-    def send(self, frame: np.ndarray) -> None:
-        assert frame.dtype == np.uint8 and frame.flags["C_CONTIGUOUS"]
-        self.frames.append(frame.reshape(self.height, self.width, 3).copy())
-
-    def close(self) -> None:
-        self.closed = True
-
-    def device(self) -> str:
-        return self.name
-
-    def native_fourcc(self) -> int | None:
-        return None
-
-
-pyvirtualcam.register_backend(BACKEND, RecordingBackend)
-
-
-def backends_for(device: str) -> list[RecordingBackend]:
-    return [backend for backend in RecordingBackend.opened if backend.name == device]
-
+from avatarify.pipeline.vcam import (
+    VirtualCameraOutput,
+    backends_here,
+    even_size,
+    fit_frame,
+    no_virtual_camera,
+    no_virtual_camera_message,
+)
+from fakes import BACKEND, backends_for
 
 def test_frames_reach_the_virtual_camera_as_rgb():
     frame = np.random.default_rng(1).integers(0, 256, (240, 320, 3), dtype=np.uint8)
@@ -92,7 +57,9 @@ def test_missing_virtual_camera_is_reported_not_raised():
     output = VirtualCameraOutput(device="missing", backend=BACKEND)
     assert not output.send(np.zeros((64, 64, 3), np.uint8))
     assert output.state.startswith("unavailable: ")
-    assert "device missing does not exist" in output.state
+    # One line for the window; the library's own words stay in the details.
+    assert "\n" not in output.error and "device missing does not exist" not in output.error
+    assert "device missing does not exist" in output.problem.detail
     assert not output.send(np.zeros((64, 64, 3), np.uint8))  # not retried on every frame
     output.close()
 
@@ -106,6 +73,20 @@ def test_no_virtual_camera_messages_per_os():
     mac = no_virtual_camera_message(system="Darwin")
     assert "OBS Studio 30" in mac and "once" in mac
 
+
+@pytest.mark.parametrize("system", ["Linux", "Windows", "Darwin"])
+def test_a_missing_camera_has_a_one_line_headline_details_and_a_setup_step(system):
+    problem = no_virtual_camera("backend said no", system=system)
+    assert problem.headline.endswith(".") and "\n" not in problem.headline and len(problem.headline) < 100
+    assert "backend said no" in problem.detail and "backend said no" not in problem.headline
+    assert problem.setup == ("scripts/setup-v4l2loopback.sh" if system == "Linux" else problem.setup)
+    assert "OBS" in problem.setup or system == "Linux"
+
+
+def test_only_this_platforms_backends_are_offered():
+    assert [value for value, _ in backends_here("Linux")] == ["", "v4l2loopback"]
+    assert [value for value, _ in backends_here("Windows")] == ["", "obs", "unitycapture"]
+    assert [value for value, _ in backends_here("Darwin")] == ["", "obs"]
 
 @pytest.mark.skipif(platform.system() != "Linux", reason="the module check reads Linux /sys")
 def test_linux_message_mentions_secure_boot_when_the_module_is_not_loaded():

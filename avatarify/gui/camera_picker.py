@@ -30,7 +30,7 @@ class CameraPicker(QComboBox):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setMinimumContentsLength(16)
+        self.setMinimumContentsLength(12)
         self.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLength)
         self._cameras: list[CameraInfo] = []
         self._spec = ""
@@ -68,7 +68,8 @@ class CameraPicker(QComboBox):
         self.addItem("Image folder…", IMAGE_FOLDER)
         if current is not None:
             self.setCurrentIndex(current)
-        self.setToolTip(f"Camera: {self._spec}" if self._spec else "Choose the camera")
+        self.setToolTip(f"Camera: {self._spec} (choose another camera, a video file or a folder of images)"
+                        if self._spec else "Choose the camera")  # fmt: skip
         self.blockSignals(False)
 
     def _activated(self, index: int) -> None:

@@ -20,7 +20,8 @@ TOGGLE_BUTTONS = {
 
 
 class ControlBar(QWidget):
-    """Calibrate, toggles, overlay slider, camera picker and the virtual camera switch.
+    """Calibrate, toggles, overlay slider, camera picker, the virtual camera switch and Settings (the shortcuts
+    are in the App menu and on F1).
 
     `run(action)` performs an action by name; `set_opacity(value)` and `set_vcam(on)` change those settings.
     """
@@ -53,7 +54,6 @@ class ControlBar(QWidget):
         self.vcam.setFocusPolicy(Qt.NoFocus)
         self.vcam.clicked.connect(lambda checked: set_vcam(bool(checked)))
         self.settings = self._button("settings", "Settings", run)
-        self.help = self._button("help", "Shortcuts", run)
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         row.setSpacing(8)
@@ -67,11 +67,9 @@ class ControlBar(QWidget):
         row.addWidget(self.toggles["landmarks"])
         row.addWidget(self.toggles["mirror_preview"])
         row.addStretch(1)
-        row.addWidget(QLabel("Camera", self))
         row.addWidget(self.camera)
         row.addWidget(self.vcam)
         row.addWidget(self.settings)
-        row.addWidget(self.help)
 
     def _button(self, action: str, text: str, run: Callable[[str], None], checkable: bool = False) -> QPushButton:
         button = QPushButton(text, self)

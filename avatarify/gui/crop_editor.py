@@ -149,7 +149,8 @@ class CropEditor(QDialog):
         buttons.accepted.connect(self._accept_if_named)
         buttons.rejected.connect(self.reject)
         self.save_button = buttons.button(QDialogButtonBox.Save)
-        self.cancel_rest_button = buttons.addButton(f"Cancel the other {count - number}", QDialogButtonBox.RejectRole)
+        # ActionRole: the box must not close the dialog before `_cancel_rest` has marked it.
+        self.cancel_rest_button = buttons.addButton(f"Cancel the other {count - number}", QDialogButtonBox.ActionRole)
         self.cancel_rest_button.setVisible(number < count)
         self.cancel_rest_button.clicked.connect(self._cancel_rest)
 

@@ -147,6 +147,7 @@ class MainWindow(QMainWindow):
             self.problems.clear_notice("hint")
         if message:
             self.statusBar().showMessage(message, 3000)
+        self.gallery.sync()
         self._refresh()
 
     def show_notice(self, message: str) -> None:
@@ -197,11 +198,14 @@ class MainWindow(QMainWindow):
 
     def _show_frame(self, frame: PipelineFrame) -> None:
         try:
+            previous, self.last_frame = self.last_frame, frame
             self.preview.set_frame(frame.preview)
             self.output.set_frame(frame.output)
-            self.panes.set_aspects(frame.preview.shape[1] / frame.preview.shape[0], frame.output.shape[1] / frame.output.shape[0])
-            self.last_frame = frame
+            (ph, pw), (oh, ow) = frame.preview.shape[:2], frame.output.shape[:2]
+            self.panes.set_aspects(pw / ph, ow / oh)
             self.frames_shown += 1
+            if previous is None or (previous.animated, previous.note) != (frame.animated, frame.note):
+                self._refresh()  # paused or running again: say so at once
         finally:
             self.bridge.frame_done()
 
@@ -249,7 +253,6 @@ class MainWindow(QMainWindow):
         else:
             title = f"Avatar output · {name}" + (f" — {idle}" if idle.startswith("paused") else "")
         self.panes.output.title.setText(title)
-        self.actions_by_name["fullscreen"].setChecked(self.isFullScreen())
 
     # -- dialogs ---------------------------------------------------------------------------------------
 
@@ -299,6 +302,11 @@ class MainWindow(QMainWindow):
             return
         self._timer.stop()
         super().closeEvent(event)
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() == event.WindowStateChange and hasattr(self, "actions_by_name"):
+            self.actions_by_name["fullscreen"].setChecked(self.isFullScreen())
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
         self.gallery.dragEnterEvent(event)

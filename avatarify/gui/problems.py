@@ -142,7 +142,7 @@ class ProblemPanel(QWidget):
             key = f"notice-{self._notices}"
         row = self._row(key)
         row.icon.setText("ℹ" if key == "hint" else "⚠")
-        row.setObjectName("hint" if key == "hint" else "problem")
+        row.setObjectName("notice" if key == "hint" else "problem")
         row.style().unpolish(row)
         row.style().polish(row)
         row.show_problem(text)

@@ -27,7 +27,7 @@ QPushButton#primary:hover {{ background: #279bcb; }}
 QPushButton#primary:disabled {{ background: #2a3440; border-color: #3a4556; color: #7d8596; }}
 QFrame#problem {{ background: #4a2a1f; border: 1px solid #b5533a; border-radius: 6px; }}
 QLabel#problemIcon {{ color: #ffb199; font-size: 16px; }}
-QFrame#hint {{ background: #1f3140; border: 1px solid #2f6d91; border-radius: 6px; }}
+QFrame#notice {{ background: #1f3140; border: 1px solid #2f6d91; border-radius: 6px; }}
 QLabel#statsOverlay {{ background: rgba(0, 0, 0, 170); color: white; font-family: monospace; padding: 6px;
     border-radius: 4px; }}
 QListWidget {{ background: #262a33; border: 1px solid #323745; border-radius: 8px; color: #cfd5e1; }}

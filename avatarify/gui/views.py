@@ -7,8 +7,12 @@ from PyQt5.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
 from .frame_view import FrameView
 
 PANE_SPACING = 10
-TITLE_HEIGHT = 26
+TITLE_HEIGHT = 20
 PANE_MARGIN = 8
+TOP_MARGIN = 4
+TITLE_GAP = 2
+# A pane's height beyond its view's: top margin, title, gap, bottom margin.
+PANE_EXTRA_HEIGHT = TOP_MARGIN + TITLE_HEIGHT + TITLE_GAP + PANE_MARGIN
 
 
 class Pane(QFrame):
@@ -19,11 +23,11 @@ class Pane(QFrame):
         self.setObjectName("pane")
         self.title = QLabel(title, self)
         self.title.setObjectName("paneTitle")
-        self.title.setFixedHeight(TITLE_HEIGHT - 6)
+        self.title.setFixedHeight(TITLE_HEIGHT)
         self.view = FrameView(placeholder, self)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(PANE_MARGIN, 4, PANE_MARGIN, PANE_MARGIN)
-        layout.setSpacing(2)
+        layout.setContentsMargins(PANE_MARGIN, TOP_MARGIN, PANE_MARGIN, PANE_MARGIN)
+        layout.setSpacing(TITLE_GAP)
         layout.addWidget(self.title)
         layout.addWidget(self.view, 1)
 
@@ -77,8 +81,7 @@ class PreviewPanes(QWidget):
 
     def _place(self) -> None:
         width, height = self.width(), self.height()
-        extra_w = 2 * PANE_MARGIN
-        extra_h = TITLE_HEIGHT + PANE_MARGIN + 4
+        extra_w, extra_h = 2 * PANE_MARGIN, PANE_EXTRA_HEIGHT
         camera, output = self._aspects
         # The tallest view height at which both panes, with their frames, fit side by side.
         view_h = min(height - extra_h, (width - PANE_SPACING - 2 * extra_w) / (camera + output))
@@ -98,5 +101,5 @@ class PreviewPanes(QWidget):
         width = self.output.geometry().right() - left
         self.overlay.setFixedWidth(max(200, min(self.width(), width)))
         self.overlay.adjustSize()
-        self.overlay.move(max(0, (self.width() - self.overlay.width()) // 2), self.camera.geometry().top() + TITLE_HEIGHT)
+        self.overlay.move(max(0, (self.width() - self.overlay.width()) // 2), self.camera.geometry().top() + TOP_MARGIN + TITLE_HEIGHT)
         self.overlay.raise_()

@@ -118,8 +118,8 @@ class ThreadedSource:
             except (CameraError, cv2.error, OSError) as exc:
                 self._release()
                 opened = False
-                if str(exc) != self.error:
-                    log.warning("%s", exc)
+                if str(exc) != self.error:  # the pipeline reports it to the user; this is for the debug log
+                    log.debug("%s", exc)
                 self._set_error(str(exc))
                 self.retry.failed()
                 self._stop.wait(self.retry.wait_seconds)

@@ -87,7 +87,7 @@ class OutputStage(Stage["Captured | Prediction"]):
         size = output_size(item.frame.shape, settings.output_keep_aspect)
         animated, note = True, ""
         if settings.passthrough:
-            self._send(snapshot, compose_output(cut_square(item.frame, item.crop, min(size)), size, False), item)
+            self._send(snapshot, compose_output(cut_square(item.frame, item.crop, min(size)), size, settings.mirror_output), item)
             self.times.record("latency", self.clock() - item.t)
         elif not snapshot.animating or self._unavailable is not None or self._held_frame(snapshot) is None:
             note = self._stand_in_reason(snapshot)

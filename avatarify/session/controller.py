@@ -72,9 +72,9 @@ class Controller:
         if name == "find_best_frame" and not self.session.settings.value.find_best_frame:
             if not model_ready:
                 return "Find best frame needs the model, which is not running yet."
-            landmarks = self.session.statuses()["landmarks"]
-            if landmarks.failed:
-                return f"Find best frame needs the face landmarks: {landmarks.message}"
+            detector = self.session.pipeline.snapshot.landmarks
+            if detector is not None and detector.unavailable:
+                return f"Find best frame needs the face landmarks, which are {detector.state}"
         if name in ("previous_avatar", "next_avatar", "select_avatar") and not len(self.session.avatars.library):
             return "There are no avatars yet: add a picture first."
         return None

@@ -4,10 +4,17 @@ from __future__ import annotations
 from ..core.errors import AvatarifyError, CheckpointError
 from ..core.status import OFF, ComponentStatus, Remedy, failed, running, starting
 from ..model.loader import CPU_WARNING, ModelNotInstalledError
+from ..model.weights import CHECKPOINT_NAME, CHECKPOINT_SIZE, WeightsNotFoundError
 from ..pipeline.vcam import VirtualCameraOutput
 
 CAMERA_REMEDIES = (Remedy.CHOOSE_CAMERA, Remedy.VIDEO_FILE)
 WEIGHTS_REMEDIES = (Remedy.DOWNLOAD_WEIGHTS, Remedy.LOCATE_WEIGHTS)
+FIRST_RUN = (
+    f"avatarify animates photos with the First Order Motion Model. Its weights ({CHECKPOINT_NAME}, about "
+    f"{CHECKPOINT_SIZE / 1e6:.0f} MB, licence CC BY-NC 4.0: non-commercial use) are not part of the app: download "
+    "them once (an interrupted download resumes), or locate a copy you have. Meanwhile the preview works and the "
+    "output holds your avatar."
+)
 
 
 def camera_failed(message: str) -> ComponentStatus:
@@ -23,6 +30,8 @@ def model_failed(exc: BaseException) -> ComponentStatus:
         )
     if isinstance(exc, ModelNotInstalledError):
         return failed("This installation cannot run the model itself: use a worker, or install the model.", detail=str(exc))
+    if isinstance(exc, WeightsNotFoundError):
+        return failed(str(exc), *WEIGHTS_REMEDIES, detail=FIRST_RUN)
     if isinstance(exc, CheckpointError):
         return failed(str(exc), *WEIGHTS_REMEDIES)
     if isinstance(exc, AvatarifyError):
@@ -66,7 +75,7 @@ def vcam_status(output: VirtualCameraOutput | None) -> ComponentStatus:
     state = output.state
     if state == "not started":
         return starting("Virtual camera: waiting for the first frame")
-    return running(f"Virtual camera {state}")
+    return running(f"Virtual camera: {state}")
 
 
 def landmark_status(state: str | None, wanted: bool) -> ComponentStatus:

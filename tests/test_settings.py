@@ -1,0 +1,198 @@
+"""One settings record: checked values, a model that tells observers what changed, and a file that never stops the
+app (round trip, atomic writes, damaged or hostile files, backups that are never overwritten)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from avatarify.core.paths import settings_path
+from avatarify.core.settings import MAX_CROP_ZOOM, MAX_MOTION_STRENGTH, Settings, SettingsModel
+from avatarify.core.settings_file import MAX_FILE_BYTES, SettingsFile
+
+
+def test_defaults_when_no_file(tmp_path: Path) -> None:
+    store = SettingsFile(tmp_path / "settings.json")
+    assert store.load() == Settings()
+    assert not store.path.exists()
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    store = SettingsFile(tmp_path / "nested" / "settings.json")
+    settings = Settings(camera="Integrated Webcam", camera_width=640, camera_height=480, vcam_enabled=False,
+                           mirror_output=True, overlay_opacity=0.4, relative=False, model_device="cpu",
+                           checkpoint="/weights/vox.pth.tar", avatar="mona")
+    store.save(settings)
+    assert SettingsFile(store.path).load() == settings
+    assert json.loads(store.path.read_text())["camera"] == "Integrated Webcam"
+
+
+def test_save_is_atomic_rename_and_leaves_no_temp_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = SettingsFile(tmp_path / "settings.json")
+    store.save(Settings(camera="first"))
+    replaced: list[tuple[str, str]] = []
+    real_replace = os.replace
+
+    def failing_replace(src, dst) -> None:
+        replaced.append((str(src), str(dst)))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError):
+        store.save(Settings(camera="second"))
+    monkeypatch.setattr(os, "replace", real_replace)
+    # The new content went to a temporary file beside the target, which was then renamed over it.
+    assert len(replaced) == 1 and Path(replaced[0][0]).parent == tmp_path and replaced[0][1] == str(store.path)
+    assert store.load().camera == "first"  # the old file is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["settings.json"]
+
+
+def test_corrupt_file_gives_defaults_and_is_kept(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text('{"camera": "1", "mirror_output": tr')
+    store = SettingsFile(path)
+    with caplog.at_level(logging.WARNING):
+        assert store.load() == Settings()
+    assert "cannot be used" in caplog.text
+    assert path.read_text() == '{"camera": "1", "mirror_output": tr'
+    store.save(Settings(camera="2"))
+    # The unreadable file survives beside the new one.
+    assert (store.path.parent / 'settings.json.bad').read_text() == '{"camera": "1", "mirror_output": tr'
+    assert store.load().camera == "2"
+
+
+def test_file_that_is_not_utf8_is_treated_as_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    content = b'{"camera": "caf\xe9"}'  # Latin-1, written by some other editor
+    path.write_bytes(content)
+    store = SettingsFile(path)
+    assert store.load() == Settings()
+    assert path.read_bytes() == content
+    store.save(Settings(camera="1"))
+    assert (store.path.parent / 'settings.json.bad').read_bytes() == content and store.load().camera == "1"
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", "null", "\x00\x01binary"])
+def test_non_object_files_give_defaults(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(content)
+    assert SettingsFile(path).load() == Settings()
+    assert path.read_text() == content
+
+
+def test_bad_values_fall_back_one_by_one(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    data = {field.name: getattr(Settings(), field.name) for field in dataclasses.fields(Settings) if field.name != "crop_offset"}
+    data.update(camera=3, mirror_output=True, overlay_opacity=1, camera_width="wide", unknown_key=5)
+    path.write_text(json.dumps(data))
+    settings = SettingsFile(path).load()
+    assert settings.camera == Settings().camera  # wrong type
+    assert settings.camera_width == Settings().camera_width
+    assert settings.mirror_output is True
+    assert settings.overlay_opacity == 1.0 and isinstance(settings.overlay_opacity, float)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="XDG_CONFIG_HOME applies on Linux only")
+def test_default_path_is_in_the_user_config_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert settings_path() == tmp_path / "avatarify" / "settings.json"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"motion_strength": NaN}',
+        '{"overlay_opacity": Infinity}',
+        '{"camera_width": -Infinity}',
+        "[" * 100_000 + "]" * 100_000,
+        '{"camera": "' + "x" * (MAX_FILE_BYTES + 10) + '"}',
+        '{"a": ' * 5000 + "1" + "}" * 5000,
+    ],
+    ids=["nan", "infinity", "minus-infinity", "deep-list", "huge", "deep-object"],
+)
+def test_hostile_files_give_defaults_never_an_error(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(content)
+    assert SettingsFile(path).load() == Settings()
+    assert path.read_text() == content  # left as it was
+
+
+def test_values_out_of_range_are_brought_into_it(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"motion_strength": 1e308, "overlay_opacity": -5, "camera_width": 10**12,
+                                "camera_height": 0, "checkpoint": "a\u0000b", "avatar": "y" * 10_000}))
+    settings = SettingsFile(path).load()
+    assert settings.motion_strength == MAX_MOTION_STRENGTH and settings.overlay_opacity == 0.0
+    assert 16 <= settings.camera_width <= 7680 and 16 <= settings.camera_height <= 7680
+    assert settings.checkpoint == "" and settings.avatar == ""  # NUL characters and absurd lengths refused
+
+
+def test_a_second_damaged_file_does_not_overwrite_the_first_backup(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    for number, junk in enumerate(("first {", "second {", "third {"), start=1):
+        path.write_text(junk)
+        store = SettingsFile(path)
+        store.load()
+        store.save(Settings(camera=str(number)))
+    backups = sorted(p.name for p in tmp_path.iterdir() if p.name != "settings.json")
+    assert backups == ["settings.json.bad", "settings.json.bad.2", "settings.json.bad.3"]
+    assert [(tmp_path / name).read_text() for name in backups] == ["first {", "second {", "third {"]
+
+
+def test_only_persistent_fields_are_saved(tmp_path: Path) -> None:
+    store = SettingsFile(tmp_path / "settings.json")
+    store.save(Settings(passthrough=True, crop_zoom=2.0, show_stats=True, mirror_output=True))
+    saved = json.loads(store.path.read_text())
+    assert "passthrough" not in saved and "crop_zoom" not in saved and saved["mirror_output"] is True
+    assert store.load() == Settings(mirror_output=True)
+
+
+def test_the_model_checks_values_and_tells_observers_of_the_fields_they_watch() -> None:
+    model = SettingsModel()
+    every, crop, mirrored = [], [], []
+    model.observe(lambda old, new: every.append((old, new)))
+    model.observe(lambda old, new: crop.append(new.crop_zoom), ["crop_zoom"])
+    holder = type("Holder", (), {})()
+    model.connect_setattr("mirror_output", holder, "mirrored")
+    assert holder.mirrored is False
+    model.update(crop_zoom=100.0)
+    assert crop == [MAX_CROP_ZOOM] and model.value.crop_zoom == MAX_CROP_ZOOM
+    model.update(mirror_output=True, motion_strength=float("nan"))
+    assert holder.mirrored is True and model.value.motion_strength == 1.0
+    assert len(every) == 2 and len(crop) == 1
+    model.update(mirror_output=True)  # nothing changed: nobody is told
+    assert len(every) == 2
+    with pytest.raises(TypeError):
+        model.update(no_such_setting=1)
+    with pytest.raises(ValueError):
+        model.observe(lambda old, new: None, ["no_such_setting"])
+
+
+def test_an_observer_can_be_disconnected() -> None:
+    model = SettingsModel()
+    heard = []
+    disconnect = model.observe(lambda old, new: heard.append(new.camera))
+    model.update(camera="1")
+    disconnect()
+    model.update(camera="2")
+    assert heard == ["1"]
+
+
+def test_saving_follows_the_model_and_reports_failures(tmp_path: Path) -> None:
+    model = SettingsModel()
+    store = SettingsFile(tmp_path / "settings.json")
+    errors = []
+    store.attach(model, errors.append)
+    model.update(crop_zoom=2.0)  # session-only: nothing written
+    assert not store.path.exists()
+    model.update(mirror_output=True)
+    assert store.load().mirror_output is True
+    store.path.unlink()
+    (tmp_path / "settings.json").mkdir()  # a folder where the file should go
+    model.update(mirror_output=False)
+    assert len(errors) == 1 and errors[0].startswith(f"Could not save the settings to {store.path}")
