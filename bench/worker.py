@@ -30,7 +30,9 @@ import numpy as np
 
 from avatarify.model.fomm import load_model
 from avatarify.core.images import read_image
-from avatarify.model.predictor import Predictor, prepare_frame
+from avatarify.core.errors import EngineUnavailable
+from avatarify.core.frame import prepare_frame
+from avatarify.model.predictor import Predictor
 from avatarify.remote.client import RemotePredictor
 from avatarify.remote.protocol import decode_image, encode_image
 
@@ -90,14 +92,25 @@ def _sequential(predictor, avatar: np.ndarray, frames: list[np.ndarray]) -> tupl
     return times, len(frames) / (time.perf_counter() - started)
 
 
+def open_client(address: str, **options) -> RemotePredictor:
+    """A remote predictor, once the worker has answered it."""
+    client = RemotePredictor(address, **options)
+    if not client.wait_until_connected(120):
+        raise SystemExit(f"the worker at {address} did not answer: {client.state}")
+    return client
+
+
 def pipelined(address: str, options: dict, avatar: np.ndarray, frames: list[np.ndarray], seconds: float) -> float:
     """Results per second when predict() never waits for its own frame, fed by a 30 fps camera."""
-    with RemotePredictor(address, frame_timeout=0.0, connect_timeout=120, **options) as client:
+    with open_client(address, frame_timeout=0.0, **options) as client:
         client.set_avatar(avatar)
         started = time.perf_counter()
         index = 0
         while time.perf_counter() - started < seconds:
-            client.predict(frames[index % len(frames)])
+            try:
+                client.predict(frames[index % len(frames)])
+            except EngineUnavailable:  # no result has come back yet
+                pass
             index += 1
             time.sleep(max(0.0, started + index / CAMERA_FPS - time.perf_counter()))
         return client.stats().frames / (time.perf_counter() - started)
@@ -135,7 +148,7 @@ def main() -> None:
         "raw": {"encoding": "raw"},
         f"jpeg q{args.quality}": {"encoding": "jpeg", "jpeg_quality": args.quality},
     }
-    clients = {name: RemotePredictor(address, connect_timeout=120, **options) for name, options in transports.items()}
+    clients = {name: open_client(address, **options) for name, options in transports.items()}
     try:
         calls: dict[str, list[float]] = {"local": [], **{name: [] for name in clients}}
         fps: dict[str, list[float]] = {name: [] for name in calls}

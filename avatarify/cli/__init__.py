@@ -1,0 +1,1 @@
+"""The command line: every argparse parser and the `avatarify` entry point (`main.main`)."""

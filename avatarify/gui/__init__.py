@@ -1,1 +1,1 @@
-"""The desktop app: a PyQt5 window over the real-time pipeline (a thin view: widgets in, frames out)."""
+"""The desktop app, the only Qt code: a window that renders a session and hands the user's actions to it."""

@@ -154,21 +154,9 @@ class CropEditor(QDialog):
         self.cancel_rest_button.setVisible(number < count)
         self.cancel_rest_button.clicked.connect(self._cancel_rest)
 
-        side_panel = QWidget(self)
-        side_panel.setFixedWidth(PREVIEW_SIDE + 40)
-        side = QVBoxLayout(side_panel)
-        side.setContentsMargins(0, 0, 0, 0)
-        side.addWidget(QLabel("Result", self))
-        side.addWidget(self.preview)
-        side.addWidget(QLabel("Name", self))
-        side.addWidget(self.name_edit)
-        side.addWidget(QLabel("Zoom", self))
-        side.addWidget(self.zoom_slider)
-        side.addWidget(hint)
-        side.addStretch(1)
         body = QHBoxLayout()
         body.addWidget(self.canvas, 1)
-        body.addWidget(side_panel)
+        body.addWidget(self._side_panel(hint))
         layout = QVBoxLayout(self)
         layout.addLayout(body)
         layout.addWidget(buttons)
@@ -180,6 +168,17 @@ class CropEditor(QDialog):
         self.name_edit.textChanged.connect(self._name_changed)
         self._name_changed(name)
         self._on_crop_changed()
+
+    def _side_panel(self, hint: QLabel) -> QWidget:
+        panel = QWidget(self)
+        panel.setFixedWidth(PREVIEW_SIDE + 40)
+        side = QVBoxLayout(panel)
+        side.setContentsMargins(0, 0, 0, 0)
+        for widget in (QLabel("Result", self), self.preview, QLabel("Name", self), self.name_edit,
+                       QLabel("Zoom", self), self.zoom_slider, hint):  # fmt: skip
+            side.addWidget(widget)
+        side.addStretch(1)
+        return panel
 
     def _slider_to_side(self, value: int) -> float:
         # Logarithmic: equal slider steps feel like equal zoom steps.

@@ -1,4 +1,9 @@
-"""The real-time pipeline without a window: camera -> face crop -> predictor -> virtual camera.
+"""The real-time loop without a window: camera -> face crop -> model -> virtual camera, as four stages.
 
-Everything here is Qt-free; the desktop window and `avatarify run` both drive `Pipeline`.
+Qt-free and torch-free; a session builds one and hands it its parts (`Pipeline.set_camera`, `set_predictor`, ...).
 """
+from .frames import PipelineFrame, PipelineStats
+from .pipeline import Pipeline
+from .state import Avatar
+
+__all__ = ["Avatar", "Pipeline", "PipelineFrame", "PipelineStats"]

@@ -54,7 +54,7 @@ class Session:
         self.openers = openers
         self.pipeline = Pipeline(settings=settings.value)
         self.avatars = AvatarChoice(
-            library or AvatarLibrary.default(options.avatar), self._avatar_chosen
+            library if library is not None else AvatarLibrary.default(options.avatar), self._avatar_chosen
         )
         self.camera_spec: str | None = options.camera
         self._listeners: list[StatusListener] = []
