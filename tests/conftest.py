@@ -12,7 +12,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.pop("QT_QPA_PLATFORM_PLUGIN_PATH", None)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DIR = REPO_ROOT.parent / "shared"
+# The shared test media beside the repository; AVATARIFY_SHARED points elsewhere (or nowhere, to run without it).
+SHARED_DIR = Path(os.environ.get("AVATARIFY_SHARED", REPO_ROOT.parent / "shared"))
 
 
 def _require(path: Path) -> Path:

@@ -13,6 +13,9 @@ import pytest
 from avatarify.cli.main import main
 from avatarify.core.video import has_audio_stream, probe_video, read_frames
 
+pytestmark = pytest.mark.slow
+
+
 
 def ffmpeg(*args: str) -> None:
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args], check=True)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -179,3 +181,13 @@ def test_a_video_played_once_ends_instead_of_restarting(driving_video):
         assert 0 < frames <= 78
         source._thread.join(timeout=WAIT)  # the capture thread ends by itself
         assert not source._thread.is_alive()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the device check reads Linux /dev")
+def test_an_absent_webcam_is_reported_without_asking_opencv(capfd) -> None:
+    from avatarify.pipeline.camera import DeviceCamera
+
+    index = next(i for i in range(60, 100) if not Path(f"/dev/video{i}").exists())
+    with pytest.raises(CameraError, match=f"/dev/video{index}.*not connected"):
+        DeviceCamera(index)
+    assert "WARN" not in capfd.readouterr().err  # OpenCV was never asked, so it printed nothing

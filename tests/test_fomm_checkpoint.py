@@ -9,6 +9,9 @@ import torch
 from avatarify.core.errors import CheckpointError
 from avatarify.model.fomm import DEFAULT_CONFIG, build_networks, load_model, read_model_params
 
+pytestmark = pytest.mark.slow
+
+
 
 @pytest.fixture(scope="module")
 def vox_reference(shared_dir):

@@ -7,6 +7,9 @@ import torch
 
 from avatarify.model.fomm import load_model, normalize_kp
 
+pytestmark = pytest.mark.slow
+
+
 FRAMES = range(4)
 COMBOS = {"rel_adapt": (True, True), "rel_noadapt": (True, False), "abs": (False, False)}
 # Tolerances suggested with the golden set: float-noise level of an independent float32 implementation.

@@ -18,6 +18,8 @@ from avatarify.model.fomm.optimize import (
     optimize_for_inference,
 )
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("size", [(5, 7), (16, 16)])
 @pytest.mark.parametrize("channels_last", [False, True])

@@ -7,15 +7,10 @@ import torch
 
 from avatarify.core.images import read_image
 from avatarify.model.landmarks import OFFLINE_ENV, LandmarkDetector, downloads_allowed
-from avatarify.pipeline.pose import normalize_landmarks, pose_distance, pose_score
 from avatarify.core.frame import prepare_frame
 
+pytestmark = pytest.mark.slow
 
-def face_like_points(seed: int = 0) -> np.ndarray:
-    """68 points on an ellipse-ish face outline with some inner points, like a landmark set."""
-    rng = np.random.default_rng(seed)
-    angles = np.linspace(0, 2 * np.pi, 68, endpoint=False)
-    return np.stack([100 + 40 * np.cos(angles), 120 + 55 * np.sin(angles)], axis=1) + rng.normal(0, 2, (68, 2))
 
 
 def test_missing_weights_without_downloads_is_a_clear_state_and_touches_no_network(tmp_path, monkeypatch):
@@ -61,24 +56,3 @@ def test_cached_weights_load_and_give_68_points_on_a_real_portrait(tmp_path, mon
     points = detector.landmarks(prepare_frame(read_image(avatar_path)))
     assert points.shape == (68, 2) and points.dtype == np.float32
     assert detector.landmarks(np.zeros((256, 256, 3), np.uint8)) is None  # no face
-
-
-def test_normalised_landmarks_ignore_position_and_size():
-    points = face_like_points()
-    np.testing.assert_allclose(normalize_landmarks(points), normalize_landmarks(points * 3 + [50, -20]), atol=1e-9)
-    assert pose_distance(points, points * 0.5 + 7) == pytest.approx(0.0, abs=1e-12)
-    assert pose_score(points, points) == pytest.approx(1.0)
-
-
-def test_pose_score_is_higher_for_closer_poses():
-    points = face_like_points()
-    turned = points.copy()
-    turned[:, 0] = 100 + (points[:, 0] - 100) * 0.8  # a head turned a little: narrower face
-    more_turned = points.copy()
-    more_turned[:, 0] = 100 + (points[:, 0] - 100) * 0.5
-    assert 1.0 > pose_score(points, turned) > pose_score(points, more_turned) > 0.0
-
-
-def test_degenerate_landmarks_do_not_crash():
-    line = np.stack([np.arange(68.0), np.zeros(68)], axis=1)
-    assert 0.0 < pose_score(line, face_like_points()) < 1.0

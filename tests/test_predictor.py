@@ -10,6 +10,9 @@ from avatarify.core.frame import MotionOptions, prepare_frame
 from avatarify.model.predictor import Predictor
 from avatarify.core.video import read_frames
 
+pytestmark = pytest.mark.slow
+
+
 
 @pytest.fixture(scope="module")
 def golden_frames(golden_dir):

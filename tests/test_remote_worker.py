@@ -32,6 +32,7 @@ from avatarify.remote.keys import create_keys, load_client_keys
 from avatarify.remote.protocol import decode_image, decode_message, encode_image, encode_message
 from avatarify.remote.worker import MAX_CLIENTS, MAX_QUEUED, Worker
 
+pytestmark = pytest.mark.worker
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Generous limits that only guard against hangs; nothing here measures speed.
 START_TIMEOUT = 120.0

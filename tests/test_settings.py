@@ -154,7 +154,7 @@ def test_only_persistent_fields_are_saved(tmp_path: Path) -> None:
 
 def test_the_model_checks_values_and_tells_observers_of_the_fields_they_watch() -> None:
     model = SettingsModel()
-    every, crop, mirrored = [], [], []
+    every, crop = [], []
     model.observe(lambda old, new: every.append((old, new)))
     model.observe(lambda old, new: crop.append(new.crop_zoom), ["crop_zoom"])
     holder = type("Holder", (), {})()

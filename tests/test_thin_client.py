@@ -31,7 +31,8 @@ def thin_python() -> Path:
     stamp = home / ".avatarify-thin-installed"
     if not stamp.exists() or stamp.stat().st_mtime < (REPO_ROOT / "setup.cfg").stat().st_mtime:
         venv.create(home, with_pip=True, clear=True)
-        install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", str(REPO_ROOT)],
+        # Editable, so the environment follows the working tree; its dependencies are the base install's only.
+        install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-e", str(REPO_ROOT)],
                                  capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
         if install.returncode != 0:
             pytest.fail(f"the base install failed:\n{install.stderr[-3000:]}")

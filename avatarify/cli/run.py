@@ -125,7 +125,8 @@ def _start(args: argparse.Namespace, library):
         for component, timeout in (("camera", START_TIMEOUT), ("model", START_TIMEOUT), ("worker", WORKER_WAIT)):
             status = session.settled(component, timeout)
             if status.failed and not _can_wait(component, status):
-                raise AvatarifyError(status.message)
+                error = session.model_error if component == "model" else None
+                raise AvatarifyError(str(error) if error is not None else status.message)
     except BaseException:
         session.close()
         raise
@@ -141,7 +142,7 @@ def run_command(args: argparse.Namespace) -> int:
     """Run the pipeline until Ctrl-C or `--frames` output frames."""
     if args.list_cameras:
         return _list_devices()
-    from ..core.errors import AvatarifyError, InputError
+    from ..core.errors import InputError
     from ..pipeline.recorder import Recorder
 
     if args.frames is not None and args.frames < 1:

@@ -7,7 +7,7 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from PyQt5.QtCore import Qt, QTimer
+from PyQt5.QtCore import QTimer
 from PyQt5.QtWidgets import QCheckBox, QFileDialog, QMainWindow, QMessageBox, QVBoxLayout, QWidget
 
 from ..core.errors import AvatarifyError

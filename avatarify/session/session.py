@@ -61,6 +61,8 @@ class Session:
         self._reported: dict[str, ComponentStatus] = {}
         self._report_lock = threading.Lock()
         self._loaded_checkpoint: str | None = None
+        # Why the last model load failed, in the exception's own words (a command line prints those).
+        self.model_error: Exception | None = None
         self._stop = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="session status", daemon=True)
         self.slots = {
@@ -205,8 +207,10 @@ class Session:
             predictor, note = self._open_local(located or remembered, settings, remembered is not None)
         except Exception as exc:  # every failure becomes a status, never a crash
             log.warning("The model could not be loaded: %s", exc, exc_info=not isinstance(exc, AvatarifyError))
-            slot.fail(token, describe.model_failed(exc))
+            if slot.fail(token, describe.model_failed(exc)):
+                self.model_error = exc
             return
+        self.model_error = None
         if slot.finish(token, predictor, describe.model_running(predictor.device_name, note)) and located:
             self._loaded_checkpoint = str(located)
             self.settings.update(checkpoint=str(located))  # remembered only once it loaded
