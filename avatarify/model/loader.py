@@ -1,5 +1,5 @@
-"""Building a ready local predictor from the model options: the checkpoint found by the usual lookup, the config,
-the device and the decoder's precision.
+"""Building a ready local predictor from the model options: the engine, the checkpoint found by the usual lookup,
+the config, the device and the decoder's precision.
 
 The one place that says what to do when PyTorch is not installed (the thin client): use a worker, or install
 the `model` extra.
@@ -9,15 +9,20 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Union
 
 from ..core.errors import AvatarifyError
 from ..core.frame import MotionOptions
 
 if TYPE_CHECKING:
+    from .liveportrait.predictor import LivePortraitPredictor
     from .predictor import Predictor
 
+    LocalPredictor = Union[Predictor, LivePortraitPredictor]
+
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# FOMM (256x256 output, light enough for a CPU) stays the default; LivePortrait (512x512) wants a GPU.
+ENGINES = ("fomm", "liveportrait")
 
 
 class ModelNotInstalledError(AvatarifyError):
@@ -32,8 +37,12 @@ MODEL_NOT_INSTALLED = (
 
 @dataclass(frozen=True)
 class ModelOptions:
-    """Which local model to run and how: None means "the usual" (lookup order, bundled vox-256, best device)."""
+    """Which local model to run and how: None means "the usual" (lookup order, bundled config, best device).
 
+    `checkpoint` is FOMM's checkpoint file or LivePortrait's weights folder, as `engine` says.
+    """
+
+    engine: str = "fomm"
     checkpoint: Path | None = None
     config: Path | None = None
     device: str = "auto"
@@ -51,26 +60,36 @@ def require_model() -> None:
         raise ModelNotInstalledError(MODEL_NOT_INSTALLED)
 
 
-def create_predictor(options: ModelOptions = ModelOptions(), motion: MotionOptions | None = None) -> Predictor:
-    """A local predictor with the checkpoint found by the usual lookup order (config None: vox-256)."""
+def create_predictor(options: ModelOptions = ModelOptions(), motion: MotionOptions | None = None) -> LocalPredictor:
+    """A local predictor of the chosen engine, its weights found by the usual lookup order (config None: the
+    bundled one)."""
     require_model()
+    if options.engine not in ENGINES:
+        raise AvatarifyError(f"Unknown engine {options.engine!r}; use {' or '.join(ENGINES)}.")
     from .device import select_device
+
+    device = select_device(options.device)
+    if options.engine == "liveportrait":
+        from .liveportrait.model import load_model as load_liveportrait
+        from .liveportrait.predictor import LivePortraitPredictor
+        from .liveportrait.weights import find_weights_folder
+
+        model = load_liveportrait(options.config, find_weights_folder(options.checkpoint), device=device)
+        return LivePortraitPredictor(model, motion=motion, precision=options.precision)
     from .fomm import load_model
     from .predictor import Predictor
     from .weights import find_checkpoint
 
-    model = load_model(options.config, find_checkpoint(options.checkpoint), device=select_device(options.device))
+    model = load_model(options.config, find_checkpoint(options.checkpoint), device=device)
     return Predictor(model, motion=motion, precision=options.precision)
 
 
-def predictor_factory(options: ModelOptions = ModelOptions()) -> Callable[[], Predictor]:
+def predictor_factory(options: ModelOptions = ModelOptions()) -> Callable[[], LocalPredictor]:
     """Load the model once; the factory makes predictors that share it (one per worker client)."""
     first = create_predictor(options)
-    model = first.model
+    model, engine = first.model, type(first)
 
-    def make() -> Predictor:
-        from .predictor import Predictor
-
-        return Predictor(model, precision=options.precision)
+    def make() -> LocalPredictor:
+        return engine(model, precision=options.precision)
 
     return make
