@@ -122,16 +122,19 @@ def read_weights(path: str | Path, hint: str) -> object:
 
 
 def state_dict_mismatch(module: torch.nn.Module, state_dict: Mapping[str, object]) -> list[str]:
-    """Human-readable differences between a module's state dict and a loaded one (empty when they fit)."""
+    """Human-readable differences between a module's state dict and a loaded one (empty when they fit).
+
+    Shape differences come first: they tell best which configuration the file was made for.
+    """
     expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
     given = {k: tuple(v.shape) for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
-    problems = [f"missing {k}" for k in expected if k not in given]
-    problems += [f"unexpected {k}" for k in given if k not in expected]
-    problems += [
+    problems = [
         f"{k} is {list(given[k])} in the checkpoint but {list(shape)} in the config"
         for k, shape in expected.items()
         if k in given and given[k] != shape
     ]
+    problems += [f"missing {k}" for k in expected if k not in given]
+    problems += [f"unexpected {k}" for k in given if k not in expected]
     return problems
 
 
