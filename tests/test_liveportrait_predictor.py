@@ -128,3 +128,15 @@ def test_loader_builds_the_chosen_engine(lp_golden_dir, lp_golden):
     assert first.model is second.model and first is not second
     with pytest.raises(AvatarifyError, match="Unknown engine"):
         create_predictor(ModelOptions(engine="sadtalker"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_half_precision_decoder_matches_the_golden_pictures(lp_golden_dir, lp_golden):
+    predictor = LivePortraitPredictor(load_model(lp_golden_dir / "config.yaml", lp_golden_dir, device="cuda"))
+    assert predictor.decoder_dtype == torch.float16  # "auto" on CUDA
+    predictor.set_avatar(lp_golden["source"])
+    for index, frame in enumerate(lp_golden["driving"]):
+        picture = predictor.predict(frame).astype(float)
+        assert picture.shape == (512, 512, 3)
+        expected = lp_golden["image_pose"][index].transpose(1, 2, 0) * 255
+        assert np.abs(picture - expected).mean() < 1.0 and np.abs(picture - expected).max() <= 8

@@ -44,7 +44,8 @@ class GlobalResponseNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         energy = torch.norm(x, p=2, dim=(1, 2), keepdim=True)
         relative = energy / (energy.mean(dim=-1, keepdim=True) + 1e-6)
-        return self.gamma * (x * relative) + self.beta + x
+        # gamma * (x * relative) + beta + x, as x * (1 + gamma * relative) + beta: one pass over x, not three.
+        return torch.addcmul(self.beta, x, self.gamma * relative + 1)
 
 
 class ConvNeXtBlock(nn.Module):
