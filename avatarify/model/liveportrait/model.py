@@ -10,6 +10,7 @@ import yaml
 from torch import nn
 
 from ...core.errors import CheckpointError
+from ...core.frame import FRAME_SIZE
 from ..checkpoint import load_state_strictly, read_weights
 from .appearance import AppearanceFeatureExtractor
 from .decoder import SPADEDecoder
@@ -43,13 +44,10 @@ class LivePortrait:
     config: dict = field(repr=False)
     device: torch.device = torch.device("cpu")
 
-    def networks(self) -> dict[str, nn.Module]:
-        return {name: getattr(self, name) for name in NETWORK_CLASSES}
-
     @property
     def output_size(self) -> int:
         """The side of the pictures the decoder makes from 256x256 inputs (512 for the published model)."""
-        return 256 * self.spade_generator.upscale
+        return FRAME_SIZE * self.spade_generator.upscale
 
     def motion(self, image: torch.Tensor) -> MotionInfo:
         """The motion parameters of B x 3 x 256 x 256 faces in [0, 1], always in float32."""

@@ -117,7 +117,6 @@ class WarpingNetwork(nn.Module):
         width = block_expansion * 2**num_down_blocks
         self.third = ConvBlock2d(max_features, width, negative_slope=0.01)
         self.fourth = nn.Conv2d(width, width, kernel_size=1)
-        self.out_channels = width
 
     def prepare(self, volume: torch.Tensor, kp_source: torch.Tensor) -> WarpSource:
         """Everything about the avatar the warp needs, computed once per avatar."""

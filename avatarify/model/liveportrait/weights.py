@@ -31,7 +31,6 @@ HUB_FOLDER = "liveportrait"
 HUB_ENDPOINT_ENV = "HF_ENDPOINT"
 FOLDER_NAME = "liveportrait"
 WEIGHTS_ENV = "AVATARIFY_LIVEPORTRAIT_WEIGHTS"
-DOWNLOAD_SIZE = 500_000_000  # approximate, for messages
 # Inside the destination; huggingface_hub keeps its resumable partial files here between runs.
 STAGING_NAME = ".download"
 FETCH_HINT = "Run `avatarify weights download --engine liveportrait`, or pass the weights folder with --checkpoint."
