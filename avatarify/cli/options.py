@@ -38,7 +38,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, remote: bool = True) ->
         "--precision",
         choices=PRECISIONS,
         default="auto",
-        help="number type of the decoder: auto picks fp16 on GPUs; on CPUs with bf16, bf16 for FOMM; else fp32",
+        help="number type of the decoder: auto picks fp16 on CUDA (LivePortrait: Apple GPUs too), bf16 for FOMM on "
+        "CPUs that have it, else fp32",
     )
     if remote:
         add_client_arguments(group)

@@ -41,7 +41,9 @@ def _replaceable(folder: Path) -> bool:
 
 def check_frames_folder(folder: str | os.PathLike) -> Path:
     """Fail early, with a clear message, when the frames cannot be written to `folder`."""
-    folder = Path(folder).expanduser()
+    folder = Path(folder).expanduser().absolute()
+    if not folder.name:
+        raise InputError(f"Output {folder} is a file system root; give a folder for the frames.")
     if not folder.parent.is_dir():
         raise InputError(f"Folder {folder.parent} does not exist; create it or choose another output folder.")
     if folder.exists() and not folder.is_dir():
@@ -89,7 +91,14 @@ class PngFramesWriter:
         """Move the complete frame set into place, replacing an empty folder or earlier frames of ours."""
         if self.frames_written == 0:
             raise InputError("No frames were produced; nothing was written.")
-        (self._temp / MARKER).write_text("PNG frames written by avatarify; the folder is replaced when rendered again.\n")
+        try:
+            (self._temp / MARKER).write_text("PNG frames written by avatarify; replaced when rendered again.\n")
+            self._move_into_place()
+        except OSError as exc:
+            raise InputError(f"Could not put the frames in place at {self.path} ({exc.strerror or exc}).") from exc
+        return self.path
+
+    def _move_into_place(self) -> None:
         if not _replaceable(self.path):
             raise InputError(f"Output folder {self.path} was filled meanwhile; nothing was replaced.")
         old = None
@@ -104,7 +113,6 @@ class PngFramesWriter:
             raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-        return self.path
 
     def close(self) -> None:
         """Abandon an uncommitted frame set."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..core.frame import MotionOptions, content_key, prepare_frame
+from ..core.frame import FRAME_SIZE, MotionOptions, content_key, prepare_frame
 from .fomm import FOMM, SourceEncoding
 from .fomm.motion import Keypoints, movement_scale, relative_keypoints
 from .fomm.optimize import enable_fast_paths
@@ -68,6 +68,11 @@ class Predictor:
     @property
     def device_name(self) -> str:
         return str(self.model.device)
+
+    @property
+    def output_size(self) -> int:
+        """The side of the square frames `predict` returns (LivePortrait's predictor returns 512)."""
+        return FRAME_SIZE
 
     @property
     def avatar(self) -> np.ndarray | None:
