@@ -183,15 +183,23 @@ def test_stitching_weights_of_wrong_shape(lp_golden_dir, tmp_path):
     assert_one_line(info, "retarget_mouth: mlp.0.weight is [128, 64] in the checkpoint but [128, 65]")
 
 
+PUBLISHED = DEFAULT_CONFIG.read_text()
+
+
 @pytest.mark.parametrize(
     "text, phrase",
-    [("model_params: [1, 2]", "no LivePortrait model_params"), ("a: [", "not valid YAML"),
-     (None, "does not describe LivePortrait's motion_extractor")],
+    [
+        ("model_params: [1, 2]", "no LivePortrait model_params"),
+        ("a: [", "not valid YAML"),
+        (PUBLISHED.replace("backbone: convnextv2_tiny", "backbone: resnet50"),
+         "does not describe LivePortrait's motion_extractor"),
+        (PUBLISHED.replace("# W\n    num_kp: 21", "# W\n    num_kp: 20"),
+         "do not fit together: keypoints (motion extractor vs warping module): 21 and 20"),
+    ],
+    ids=["no params", "not yaml", "unknown backbone", "inconsistent"],
 )
 def test_bad_configs(text, phrase, tmp_path):
     config = tmp_path / "models.yaml"
-    if text is None:
-        text = DEFAULT_CONFIG.read_text().replace("backbone: convnextv2_tiny", "backbone: resnet50")
     config.write_text(text)
     with pytest.raises(CheckpointError) as info:
         load_model(config)

@@ -25,8 +25,6 @@ from avatarify.model import weights as common
 from avatarify.model.liveportrait import weights
 from avatarify.model.liveportrait.model import load_model
 
-pytest.importorskip("huggingface_hub", reason="the LivePortrait download needs huggingface_hub (the model extra)")
-
 COMMIT = "4f1c2a7e9b0d3c5e8f6a1b2c3d4e5f6a7b8c9d0e"
 
 
@@ -113,6 +111,7 @@ def _handler(hub: FakeHub) -> type[http.server.BaseHTTPRequestHandler]:
 
 @pytest.fixture
 def hub(lp_golden_dir):
+    pytest.importorskip("huggingface_hub", reason="the LivePortrait download needs huggingface_hub (the model extra)")
     files = {
         f"{weights.HUB_FOLDER}/{relative}": (lp_golden_dir / Path(relative).name).read_bytes()
         for relative in weights.PUBLISHED_FILES.values()

@@ -78,9 +78,33 @@ def build_networks(model_params: Mapping[str, Any], source: str = "the model con
     for name, cls in NETWORK_CLASSES.items():
         try:
             networks[name] = cls(**model_params[f"{name}_params"])
-        except (TypeError, ValueError, KeyError) as exc:
+        except (TypeError, ValueError, KeyError, RuntimeError, ZeroDivisionError) as exc:
             raise CheckpointError(f"{source} does not describe LivePortrait's {name} ({exc}); fix the config.") from exc
+    problem = _mismatched_sizes(networks)
+    if problem:
+        raise CheckpointError(f"{source} describes networks that do not fit together: {problem}; fix the config.")
     return networks
+
+
+def _mismatched_sizes(networks: Mapping[str, nn.Module]) -> str | None:
+    """What one network hands another in a different size than the other expects, if anything."""
+    appearance, motion = networks["appearance_feature_extractor"], networks["motion_extractor"]
+    dense = networks["warping_module"].dense_motion_network
+    stitching = networks["stitching_retargeting_module"].stitching.mlp
+    checks = {
+        "keypoints (motion extractor vs warping module)": (motion.num_kp, dense.num_kp),
+        "volume channels (appearance vs warping module)": (appearance.reshape_channel, dense.compress.in_channels),
+        "volume depth x width (appearance vs warping module)": (
+            appearance.reshape_channel * appearance.reshape_depth, networks["warping_module"].third.conv.in_channels),
+        "warped features (warping module vs decoder)": (
+            networks["warping_module"].fourth.out_channels, networks["spade_generator"].in_channels),
+        "stitching input (2 x keypoints x 3)": (6 * motion.num_kp, stitching[0].in_features),
+        "stitching output (keypoints x 3 + 2)": (3 * motion.num_kp + 2, stitching[-1].out_features),
+    }
+    for what, (given, expected) in checks.items():
+        if given != expected:
+            return f"{what}: {given} and {expected}"
+    return None
 
 
 def _state_dict(data: object, path: Path) -> Mapping[str, object]:
