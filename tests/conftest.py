@@ -83,3 +83,19 @@ def avatar_path(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def avatars_dir(shared_dir: Path) -> Path:
     return _require(shared_dir / "media" / "avatars")
+
+
+@pytest.fixture(scope="session")
+def lp_golden_dir() -> Path:
+    """LivePortrait's golden set: $AVATARIFY_LP_GOLDEN when set (to run the same tests on another set), else the
+    small one in ../shared. Holds config.yaml, the five weight files and golden.npz."""
+    chosen = os.environ.get("AVATARIFY_LP_GOLDEN")
+    return _require(Path(chosen) if chosen else SHARED_DIR / "liveportrait-reference" / "golden_small_a")
+
+
+@pytest.fixture(scope="session")
+def lp_golden(lp_golden_dir: Path) -> dict:
+    import numpy as np
+
+    with np.load(lp_golden_dir / "golden.npz") as data:
+        return {key: data[key] for key in data.files}

@@ -20,13 +20,13 @@ def test_missing_weights_say_so_without_a_cpu_warning(caplog) -> None:
 
 def test_the_cpu_warning_follows_a_loaded_model(caplog, small_checkpoint, small_config) -> None:
     with caplog.at_level(logging.INFO):
-        predictor = create_predictor(ModelOptions(small_checkpoint, small_config, "cpu", "fp32"))
+        predictor = create_predictor(ModelOptions(checkpoint=small_checkpoint, config=small_config, device="cpu", precision="fp32"))
     messages = [record.getMessage() for record in caplog.records]
     assert messages.count(CPU_WARNING) == 1 and messages.index(CPU_WARNING) == len(messages) - 1
     assert predictor.device_name == "cpu" and predictor.fast_path.startswith("fp32 decoder")
 
 
 def test_a_factory_shares_one_model_among_predictors(small_checkpoint, small_config) -> None:
-    make = predictor_factory(ModelOptions(small_checkpoint, small_config, "cpu", "fp32"))
+    make = predictor_factory(ModelOptions(checkpoint=small_checkpoint, config=small_config, device="cpu", precision="fp32"))
     first, second = make(), make()
     assert first is not second and first.model is second.model

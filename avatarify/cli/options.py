@@ -9,7 +9,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from ..model.loader import PRECISIONS, ModelOptions
+from ..model.loader import ENGINES, PRECISIONS, ModelOptions
 
 if TYPE_CHECKING:
     from ..remote.options import RemoteOptions
@@ -20,16 +20,27 @@ DEFAULT_KEYS = "default"
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, remote: bool = True) -> argparse._ArgumentGroup:
-    """--checkpoint, --config, --device, --precision (with `remote`, also --worker and its options)."""
+    """--engine, --checkpoint, --config, --device, --precision (with `remote`, also --worker and its options)."""
     group = parser.add_argument_group("model")
-    group.add_argument("--checkpoint", type=Path, help="FOMM checkpoint (default: looked up, see README)")
-    group.add_argument("--config", type=Path, help="FOMM config YAML (default: the bundled vox-256.yaml)")
+    group.add_argument(
+        "--engine", choices=ENGINES, default="fomm",
+        help="fomm (the default: 256x256, runs on a CPU) or liveportrait (512x512, best picture, wants a GPU)",
+    )
+    group.add_argument(
+        "--checkpoint", type=Path,
+        help="FOMM checkpoint file, or LivePortrait's weights folder (default: looked up, see README)",
+    )
+    group.add_argument(
+        "--config", type=Path,
+        help="model config YAML (default: FOMM's bundled vox-256.yaml, LivePortrait's published architecture)",
+    )
     group.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:1, mps")
     group.add_argument(
         "--precision",
         choices=PRECISIONS,
         default="auto",
-        help="number type of the decoder: auto picks bf16 on CPUs that have it, fp16 on CUDA, else fp32",
+        help="number type of the decoder: auto picks fp16 on CUDA (LivePortrait: Apple GPUs too), bf16 for FOMM on "
+        "CPUs that have it, else fp32",
     )
     if remote:
         add_client_arguments(group)
@@ -66,7 +77,7 @@ def keys_dir(value: str | None) -> Path | None:
 def model_options(args: argparse.Namespace, device: str | None = None) -> ModelOptions:
     """The local model the options name (`device` replaces --device when given)."""
     return ModelOptions(
-        checkpoint=args.checkpoint, config=args.config, device=device or args.device or "auto",
+        engine=args.engine, checkpoint=args.checkpoint, config=args.config, device=device or args.device or "auto",
         precision=args.precision,
     )
 

@@ -54,7 +54,8 @@ class AvatarPredictor(Protocol):
         ...
 
     def predict(self, frame: np.ndarray) -> np.ndarray:
-        """The avatar animated by one driving frame (FRAME_SIZE square RGB uint8 in and out)."""
+        """The avatar animated by one driving frame: FRAME_SIZE square RGB uint8 in, a square RGB uint8 image out
+        whose side depends on the engine (FRAME_SIZE for FOMM, 512 for LivePortrait)."""
         ...
 
     def close(self) -> None:

@@ -1,5 +1,5 @@
-"""Building a ready local predictor from the model options: the checkpoint found by the usual lookup, the config,
-the device and the decoder's precision.
+"""Building a ready local predictor from the model options: the engine, the checkpoint found by the usual lookup,
+the config, the device and the decoder's precision.
 
 The one place that says what to do when PyTorch is not installed (the thin client): use a worker, or install
 the `model` extra.
@@ -10,13 +10,16 @@ import importlib.util
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Union
 
 from ..core.errors import AvatarifyError
 from ..core.frame import MotionOptions
 
 if TYPE_CHECKING:
+    from .liveportrait.predictor import LivePortraitPredictor
     from .predictor import Predictor
+
+    LocalPredictor = Union[Predictor, LivePortraitPredictor]
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +28,8 @@ CPU_WARNING = (
     "Running the model on the CPU: expect a few frames per second. "
     "Use an NVIDIA GPU (CUDA), an Apple Silicon Mac, or a remote GPU worker for real-time speed."
 )
+# FOMM (256x256 output, light enough for a CPU) stays the default; LivePortrait (512x512) wants a GPU.
+ENGINES = ("fomm", "liveportrait")
 
 
 class ModelNotInstalledError(AvatarifyError):
@@ -39,8 +44,12 @@ MODEL_NOT_INSTALLED = (
 
 @dataclass(frozen=True)
 class ModelOptions:
-    """Which local model to run and how: None means "the usual" (lookup order, bundled vox-256, best device)."""
+    """Which local model to run and how: None means "the usual" (lookup order, bundled config, best device).
 
+    `checkpoint` is FOMM's checkpoint file or LivePortrait's weights folder, as `engine` says.
+    """
+
+    engine: str = "fomm"
     checkpoint: Path | None = None
     config: Path | None = None
     device: str = "auto"
@@ -58,31 +67,46 @@ def require_model() -> None:
         raise ModelNotInstalledError(MODEL_NOT_INSTALLED)
 
 
-def create_predictor(options: ModelOptions = ModelOptions(), motion: MotionOptions | None = None) -> Predictor:
-    """A local predictor with the checkpoint found by the usual lookup order (config None: vox-256)."""
+def create_predictor(options: ModelOptions = ModelOptions(), motion: MotionOptions | None = None) -> LocalPredictor:
+    """A local predictor of the chosen engine, its weights found by the usual lookup order (config None: the
+    bundled one). Missing weights are said before torch is imported; the CPU warning comes once a model loaded."""
     require_model()
-    from .weights import find_checkpoint
+    if options.engine not in ENGINES:
+        raise AvatarifyError(f"Unknown engine {options.engine!r}; use {' or '.join(ENGINES)}.")
+    if options.engine == "liveportrait":
+        from .liveportrait.weights import find_weights_folder
 
-    checkpoint = find_checkpoint(options.checkpoint)  # before torch is imported: a missing file is said at once
+        weights = find_weights_folder(options.checkpoint)
+    else:
+        from .weights import find_checkpoint
+
+        weights = find_checkpoint(options.checkpoint)
     from .device import select_device
-    from .fomm import load_model
-    from .predictor import Predictor
 
-    model = load_model(options.config, checkpoint, device=select_device(options.device))
-    predictor = Predictor(model, motion=motion, precision=options.precision)
-    if model.device.type == "cpu":
+    device = select_device(options.device)
+    if options.engine == "liveportrait":
+        from .liveportrait.model import load_model as load_liveportrait
+        from .liveportrait.predictor import LivePortraitPredictor
+
+        predictor = LivePortraitPredictor(load_liveportrait(options.config, weights, device=device), motion=motion,
+                                          precision=options.precision)  # fmt: skip
+    else:
+        from .fomm import load_model
+        from .predictor import Predictor
+
+        predictor = Predictor(load_model(options.config, weights, device=device), motion=motion,
+                              precision=options.precision)  # fmt: skip
+    if device.type == "cpu":
         log.warning(CPU_WARNING)
     return predictor
 
 
-def predictor_factory(options: ModelOptions = ModelOptions()) -> Callable[[], Predictor]:
+def predictor_factory(options: ModelOptions = ModelOptions()) -> Callable[[], LocalPredictor]:
     """Load the model once; the factory makes predictors that share it (one per worker client)."""
     first = create_predictor(options)
-    model = first.model
+    model, engine = first.model, type(first)
 
-    def make() -> Predictor:
-        from .predictor import Predictor
-
-        return Predictor(model, precision=options.precision)
+    def make() -> LocalPredictor:
+        return engine(model, precision=options.precision)
 
     return make

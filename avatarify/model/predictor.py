@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from ..core.frame import MotionOptions, content_key, prepare_frame
+from ..core.frame import FRAME_SIZE, MotionOptions, content_key, prepare_frame
 from .fomm import FOMM, SourceEncoding
 from .fomm.motion import Keypoints, movement_scale, relative_keypoints
 from .fomm.optimize import enable_fast_paths
+from .frames import AvatarCache, image_to_tensor, tensor_to_image
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class Predictor:
         )
         log.info("Model on %s: %s", model.device, self.fast_path)
         self.motion = motion or MotionOptions()
-        self._avatars: OrderedDict[str, PreparedAvatar] = OrderedDict()
+        self._avatars: AvatarCache[PreparedAvatar] = AvatarCache(AVATAR_CACHE_SIZE)
         self._avatar: PreparedAvatar | None = None
         self._kp_neutral: Keypoints | None = None
         self._scale_for: tuple[PreparedAvatar, Keypoints, float] | None = None
@@ -68,6 +68,11 @@ class Predictor:
     @property
     def device_name(self) -> str:
         return str(self.model.device)
+
+    @property
+    def output_size(self) -> int:
+        """The side of the square frames `predict` returns (LivePortrait's predictor returns 512)."""
+        return FRAME_SIZE
 
     @property
     def avatar(self) -> np.ndarray | None:
@@ -89,14 +94,12 @@ class Predictor:
 
     def to_tensor(self, frame: np.ndarray) -> torch.Tensor:
         """A 256x256 RGB uint8 frame as a 1 x 3 x 256 x 256 float tensor in [0, 1] on the model's device."""
-        tensor = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device)
-        return tensor.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+        return image_to_tensor(frame, self.device)
 
     @staticmethod
     def to_image(prediction: torch.Tensor) -> np.ndarray:
         """A 1 x 3 x H x W tensor in [0, 1] as an H x W x 3 uint8 array."""
-        image = prediction[0].float().clamp_(0, 1).mul_(255.0).round_().byte()
-        return image.permute(1, 2, 0).cpu().numpy()
+        return tensor_to_image(prediction)
 
     @torch.no_grad()
     def detect_keypoints(self, frame: np.ndarray) -> Keypoints:
@@ -111,19 +114,13 @@ class Predictor:
         prepared_image = prepare_frame(image)
         key = content_key(prepared_image)
         with self._lock:
-            avatar = self._avatars.get(key)
-            if avatar is None:
-                source = self.to_tensor(prepared_image)
-                avatar = PreparedAvatar(
-                    image=prepared_image,
-                    kp=self.model.kp_detector(source),
-                    encoding=self.model.generator.encode(source),
-                )
-                self._avatars[key] = avatar
-                while len(self._avatars) > AVATAR_CACHE_SIZE:
-                    self._avatars.popitem(last=False)
-            self._avatars.move_to_end(key)
-            self._avatar = avatar
+            self._avatar = self._avatars.get(key, lambda: self._prepare(prepared_image))
+
+    def _prepare(self, image: np.ndarray) -> PreparedAvatar:
+        source = self.to_tensor(image)
+        return PreparedAvatar(
+            image=image, kp=self.model.kp_detector(source), encoding=self.model.generator.encode(source)
+        )
 
     def calibrate(self) -> None:
         """Take the next driving frame as the neutral pose."""

@@ -5,7 +5,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..core.paths import user_weights_dir
 from ..core.download import DownloadError, download, file_md5
@@ -53,10 +53,12 @@ class LookupStep:
     path: Path | None
     # A path the user named must exist; the lookup does not silently fall through to another file.
     required: bool = False
+    # What counts as found there: a file for FOMM's checkpoint, a complete weights folder for LivePortrait.
+    exists: Callable[[Path], bool] = Path.is_file
 
     @property
     def found(self) -> bool:
-        return self.path is not None and self.path.is_file()
+        return self.path is not None and self.exists(self.path)
 
 
 def lookup_steps(explicit: str | os.PathLike | None = None) -> list[LookupStep]:

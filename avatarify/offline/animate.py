@@ -1,15 +1,17 @@
-"""Offline animation: an avatar photo driven by a video, written to an mp4 (the FOMM demo, done right)."""
+"""Offline animation: an avatar photo driven by a video, written to an mp4 or a folder of PNG frames."""
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 from statistics import median
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
 from ..core.faces import SquareCrop, center_crop, crop_around_face, cut_square, face_crop, largest_face
-from ..core.frame import FRAME_SIZE, AvatarPredictor
+from ..core.frame import FRAME_SIZE, AvatarPredictor, prepare_frame
+from ..core.png_frames import PngFramesWriter
 from ..core.video import Mp4Writer, VideoInfo, read_frames
 
 log = logging.getLogger(__name__)
@@ -19,8 +21,11 @@ log = logging.getLogger(__name__)
 CROP_SAMPLES = 10
 
 
-def prepare_avatar(image: np.ndarray) -> np.ndarray:
-    """The avatar cropped square around its face (centre square, with a warning, when none is found)."""
+def prepare_avatar(image: np.ndarray, crop: bool = True) -> np.ndarray:
+    """The avatar cropped square around its face (centre square, with a warning, when none is found); without
+    `crop`, its centre square as it is."""
+    if not crop:
+        return prepare_frame(image)
     cropped, found = face_crop(image, FRAME_SIZE)
     if not found:
         log.warning("No face found in the avatar; using its centre square. A frontal portrait works best.")
@@ -43,22 +48,37 @@ def driving_crop(info: VideoInfo) -> SquareCrop:
     )
 
 
+def side_by_side_frame(driving: np.ndarray, result: np.ndarray) -> np.ndarray:
+    """driving | result, the driving crop scaled to the result's size (512 for LivePortrait)."""
+    size = result.shape[0]
+    if driving.shape[0] != size:
+        driving = cv2.resize(driving, (size, size), interpolation=cv2.INTER_LINEAR)
+    return np.concatenate([driving, result], axis=1)
+
+
 def animate_video(
     predictor: AvatarPredictor,
     avatar: np.ndarray,
     info: VideoInfo,
     output: Path,
-    crop_driving: bool = True,
+    crop: bool = True,
     side_by_side: bool = False,
     progress: bool = True,
+    as_frames: bool = False,
 ) -> Path:
-    """Animate `avatar` with every frame of the video in `info`; the mp4 keeps its fps, frame count and audio."""
-    predictor.set_avatar(prepare_avatar(avatar))
-    crop = driving_crop(info) if crop_driving else center_crop((info.height, info.width))
-    with Mp4Writer(output, info.fps, audio_from=info.path if info.has_audio else None) as writer:
+    """Animate `avatar` with every frame of the video in `info`, into an mp4 that keeps the video's fps, frame
+    count and audio, or (`as_frames`) a folder of PNG frames. Without `crop`, the avatar's and the video's centre
+    squares are used as they are."""
+    predictor.set_avatar(prepare_avatar(avatar, crop))
+    square = driving_crop(info) if crop else center_crop((info.height, info.width))
+    writer = (
+        PngFramesWriter(output) if as_frames
+        else Mp4Writer(output, info.fps, audio_from=info.path if info.has_audio else None)
+    )
+    with writer:
         frames = tqdm(read_frames(info.path), total=info.frame_count, unit="frame", disable=not progress)
         for frame in frames:
-            driving = cut_square(frame, crop, FRAME_SIZE)
+            driving = cut_square(frame, square, FRAME_SIZE)
             result = predictor.predict(driving)
-            writer.write(np.concatenate([driving, result], axis=1) if side_by_side else result)
+            writer.write(side_by_side_frame(driving, result) if side_by_side else result)
         return writer.commit()

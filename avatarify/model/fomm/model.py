@@ -10,6 +10,7 @@ import torch
 import yaml
 
 from ...core.errors import CheckpointError
+from ..checkpoint import load_state_strictly
 from .generator import OcclusionAwareGenerator
 from .keypoints import KPDetector
 
@@ -76,32 +77,12 @@ def read_checkpoint(checkpoint_path: str | Path) -> dict[str, dict[str, torch.Te
     return {part: data[part] for part in CHECKPOINT_PARTS}
 
 
-def state_dict_mismatch(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor]) -> list[str]:
-    """Human-readable differences between a module's state dict and a loaded one (empty when they fit)."""
-    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
-    given = {k: tuple(v.shape) for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
-    problems = [f"missing {k}" for k in expected if k not in given]
-    problems += [f"unexpected {k}" for k in given if k not in expected]
-    problems += [
-        f"{k} is {list(given[k])} in the checkpoint but {list(shape)} in the config"
-        for k, shape in expected.items()
-        if k in given and given[k] != shape
-    ]
-    return problems
-
-
 def load_networks(
     kp_detector: KPDetector, generator: OcclusionAwareGenerator, state: Mapping[str, Mapping[str, torch.Tensor]], source: str
 ) -> None:
     """Load checkpoint state dicts strictly, with a readable report of what does not fit."""
     for name, module in (("kp_detector", kp_detector), ("generator", generator)):
-        problems = state_dict_mismatch(module, state[name])
-        if problems:
-            shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
-            raise CheckpointError(
-                f"Checkpoint {source} does not fit the model config ({name}: {shown}). Pass the matching --config."
-            )
-        module.load_state_dict(state[name], strict=True)
+        load_state_strictly(module, state[name], f"Checkpoint {source}", name)
 
 
 def load_model(
