@@ -304,10 +304,9 @@ class RemotePredictor:
             return
         try:
             frame = message.frame()
-        except ProtocolError as exc:
-            log.warning("Dropped a result from the worker: %s", exc)
+        except ProtocolError:
             self._cond.notify_all()
-            return
+            raise  # logged (rate-limited) by the connection
         for older in [i for i in self._in_flight if i < message.id]:
             del self._in_flight[older]
         self._newest, self._newest_id = frame, message.id
