@@ -133,7 +133,7 @@ def assert_clean_failure(code, capsys, out, *phrases):
 @pytest.mark.parametrize(
     "kind, phrase",
     [("missing", "does not exist"), ("zero-byte", "empty file"), ("non-image", "not an image"),
-     ("folder", "does not exist")],
+     ("folder", "is a folder")],
 )
 def test_bad_avatar(kind, phrase, run_animate, clips, tmp_path, capsys):
     avatar = tmp_path / "avatar.jpg"

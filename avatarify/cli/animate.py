@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from ..core.video import probe_video
     from ..offline.animate import animate_video
 
-    output = check_writable_output(args.output)
+    # The output must not be either input, by whatever path or link: writing it would destroy that input.
+    output = check_writable_output(args.output, inputs=(args.avatar, args.driving_video))
     avatar = read_image(args.avatar)
     info = probe_video(args.driving_video)
     motion = MotionOptions(relative=not args.absolute, adapt_movement_scale=not args.no_adapt_scale)

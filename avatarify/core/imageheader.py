@@ -20,6 +20,7 @@ _PROGRESSIVE = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
 SEQUENTIAL_HUFFMAN = frozenset({0xC0, 0xC1})
 # Markers without a length field.
 _STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
+_TIFF_CMYK = 5  # PhotometricInterpretation "separated"
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # colour type -> channels as stored (a palette expands to RGB)
 
 
@@ -62,7 +63,7 @@ def read_image_header(data: bytes) -> ImageHeader:
         return _webp(data)
     if view[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
         return _tiff(data)
-    raise ImageHeaderError(f"not a picture format avatarify reads ({', '.join(FORMATS)})")
+    raise ImageHeaderError(f"not a {', '.join(FORMATS[:-1])} or {FORMATS[-1]} file")
 
 
 def jpeg_header(data: bytes) -> ImageHeader:
@@ -179,7 +180,10 @@ def _tiff(data: bytes) -> ImageHeader:
     if width <= 0 or height <= 0:
         raise ImageHeaderError("TIFF without a stated size")
     channels, bits = max(1, tags.get(277, 1)), max(1, tags.get(258, 1))
-    return ImageHeader("TIFF", width, height, channels, bits, alpha=338 in tags)
+    # Extra samples are transparency; so is a fourth sample (second, for grey) unless the picture is CMYK, even
+    # where the writer left out the tag that says so.
+    alpha = 338 in tags or channels == 2 or (channels == 4 and tags.get(262) != _TIFF_CMYK)
+    return ImageHeader("TIFF", width, height, channels, bits, alpha)
 
 
 def _tiff_value(data: bytes, order: str, kind: int, at: int, big: bool) -> int:

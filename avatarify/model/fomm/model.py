@@ -1,7 +1,6 @@
 """Building the FOMM networks from a config file and loading published checkpoints strictly."""
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -10,6 +9,7 @@ import torch
 import yaml
 
 from ...core.errors import CheckpointError
+from ..pickles import code_in_checkpoint
 from .generator import OcclusionAwareGenerator
 from .keypoints import KPDetector
 
@@ -59,17 +59,17 @@ def read_checkpoint(checkpoint_path: str | Path) -> dict[str, dict[str, torch.Te
         raise CheckpointError(f"Checkpoint {path} is empty; download it again.")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        # torch names the offending global when a pickle would import code; other unpickling
-        # failures are plain corruption.
-        if "Unsupported global" in str(exc):
-            raise CheckpointError(
-                f"Refused to load {path}: it contains code, not plain weights. Use the published FOMM checkpoint."
-            ) from exc
-        raise CheckpointError(f"Checkpoint {path} is corrupt or truncated; download it again.") from exc
     except PermissionError as exc:
         raise CheckpointError(f"Cannot read checkpoint {path}: {exc.strerror}.") from exc
     except Exception as exc:  # noqa: BLE001 - a corrupt file can surface as almost any exception from the unpickler
+        # Whatever torch's message says, the pickle itself tells whether it reaches for code.
+        code = code_in_checkpoint(path)
+        if code:
+            shown = ", ".join(code[:3]) + (f" and {len(code) - 3} more" if len(code) > 3 else "")
+            raise CheckpointError(
+                f"Refused to load {path}: it contains code ({shown}), not plain weights; it was not run. "
+                "Use the published FOMM checkpoint."
+            ) from exc
         raise CheckpointError(f"Checkpoint {path} is corrupt, truncated or not a checkpoint; download it again.") from exc
     if not isinstance(data, dict) or not all(isinstance(data.get(part), Mapping) for part in CHECKPOINT_PARTS):
         raise CheckpointError(f"{path} is not a FOMM checkpoint: it needs 'generator' and 'kp_detector' state dicts.")
