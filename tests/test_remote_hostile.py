@@ -9,7 +9,6 @@ import dataclasses
 import json
 import logging
 import random
-import struct
 import threading
 import time
 import uuid
@@ -33,6 +32,7 @@ from avatarify.remote.protocol import (
 )
 from avatarify.remote.worker import Worker
 from bounded import GiB, run_bounded
+from forged import jpeg, patch_jpeg_frame, small_progressive_jpeg_claiming
 
 TIMEOUT = 30.0
 RNG_SEED = 12
@@ -185,46 +185,23 @@ def test_hostile_headers_are_protocol_errors(raw):
 # --- forged JPEG headers: refused from the header bytes, before any decoding ---------------------------------
 
 
-def jpeg(image: np.ndarray, progressive: bool = False, quality: int = 90) -> bytes:
-    flags = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive)]
-    ok, data = cv2.imencode(".jpg", image, flags)
-    assert ok
-    return data.tobytes()
-
-
-def patch_frame_header(data: bytes, width: int | None = None, height: int | None = None,
-                       marker: int | None = None, bits: int | None = None, components: int | None = None) -> bytes:
-    """The JPEG with its start-of-frame segment rewritten (the pixel data stays as it was)."""
-    data = bytearray(data)
-    for sof in (b"\xff\xc0", b"\xff\xc1", b"\xff\xc2"):
-        at = data.find(sof)
-        if at > 0:
-            break
-    old = struct.unpack_from(">BHHB", data, at + 4)
-    new = [old_value if value is None else value for value, old_value in zip((bits, height, width, components), old)]
-    struct.pack_into(">BHHB", data, at + 4, *new)
-    if marker is not None:
-        data[at + 1] = marker
-    return bytes(data)
-
-
 def forged_jpegs() -> dict[str, bytes]:
     small = np.random.default_rng(3).integers(0, 255, (64, 64, 3), dtype=np.uint8)
     good = jpeg(frame())
     png = cv2.imencode(".png", frame())[1].tobytes()
     return {
-        "progressive claiming 30000x30000": patch_frame_header(jpeg(small, progressive=True), 30000, 30000),
-        "baseline claiming 30000x30000": patch_frame_header(jpeg(small), 30000, 30000),
-        "progressive claiming 65535x65535": patch_frame_header(jpeg(small, progressive=True), 65535, 65535),
-        "claiming 256x30000": patch_frame_header(jpeg(small), 256, 30000),
+        "progressive claiming 30000x30000": small_progressive_jpeg_claiming(30000, 30000),
+        "baseline claiming 30000x30000": patch_jpeg_frame(jpeg(small), 30000, 30000),
+        "progressive claiming 65535x65535": small_progressive_jpeg_claiming(65535, 65535),
+        "claiming 256x30000": patch_jpeg_frame(jpeg(small), 256, 30000),
         "128x128": jpeg(frame()[:128, :128]),
         "257x256": jpeg(np.zeros((256, 257, 3), np.uint8)),
         "progressive 256x256": jpeg(frame(), progressive=True),
-        "arithmetic coding": patch_frame_header(good, marker=0xC9),
-        "lossless coding": patch_frame_header(good, marker=0xC3),
-        "12-bit samples": patch_frame_header(good, bits=12),
+        "arithmetic coding": patch_jpeg_frame(good, marker=0xC9),
+        "lossless coding": patch_jpeg_frame(good, marker=0xC3),
+        "12-bit samples": patch_jpeg_frame(good, bits=12),
         "grayscale": jpeg(cv2.cvtColor(frame(), cv2.COLOR_RGB2GRAY)),
-        "zero height": patch_frame_header(good, height=0),
+        "zero height": patch_jpeg_frame(good, height=0),
         "PNG declared as JPEG": png,
         "header cut short": good[:40],
         "scan before frame header": b"\xff\xd8\xff\xda\x00\x02" + good[2:],

@@ -23,10 +23,12 @@ from .imageheader import ImageHeader, ImageHeaderError, read_image_header
 MAX_AVATAR_SIDE = 2048
 # The largest picture accepted, as its header states it.
 MAX_PIXELS = 100_000_000
-# What reading one picture may hold at once: the file's bytes plus what its decoder allocates (a full-size image,
-# or a progressive JPEG's coefficients). A 100-megapixel 8-bit picture fits; a 16-bit one with transparency
-# (800 MB) does not.
-MAX_DECODE_BYTES = 640 * 2**20
+# What reading one picture may hold at once: the file's bytes plus what its decoder allocates. A 100-megapixel
+# picture fits (with transparency too, if its file is small); a 16-bit one with transparency only up to about
+# 50 megapixels.
+MAX_DECODE_BYTES = 800 * 2**20
+# OpenCV's decoders hold two copies of the picture they return (decoded, then copied into place).
+_DECODER_COPIES = 2
 _REDUCED_JPEG = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 # OpenCV applies EXIF rotation for most flags; pictures have always been loaded as stored.
 _AS_STORED = cv2.IMREAD_IGNORE_ORIENTATION
@@ -81,14 +83,15 @@ def _plan(header: ImageHeader, max_side: int) -> _DecodePlan:
         # A progressive JPEG keeps every coefficient (2 bytes each) of the full-size picture while decoding.
         coefficients = pixels * header.channels * 2 if header.progressive else 0
         flags = _REDUCED_JPEG.get(scale, cv2.IMREAD_COLOR)
-        return _DecodePlan(flags | _AS_STORED, scale, coefficients + pixels // scale**2 * 3)
+        return _DecodePlan(flags | _AS_STORED, scale, coefficients + _DECODER_COPIES * (pixels // scale**2) * 3)
     if header.alpha or header.bits > 16:
         # Transparency (and float samples) need the picture as stored: it is shrunk before any conversion.
-        return _DecodePlan(cv2.IMREAD_UNCHANGED, 1, pixels * header.channels * -(-header.bits // 8))
+        channels = max(header.channels, 4 if header.alpha else 1)  # grey with alpha arrives as BGRA
+        return _DecodePlan(cv2.IMREAD_UNCHANGED, 1, _DECODER_COPIES * pixels * channels * -(-header.bits // 8))
     if header.channels == 1:
-        return _DecodePlan(cv2.IMREAD_GRAYSCALE | _AS_STORED, 1, pixels)
+        return _DecodePlan(cv2.IMREAD_GRAYSCALE | _AS_STORED, 1, _DECODER_COPIES * pixels)
     # The decoder itself converts to 8-bit colour, row by row.
-    return _DecodePlan(cv2.IMREAD_COLOR | _AS_STORED, 1, pixels * 3)
+    return _DecodePlan(cv2.IMREAD_COLOR | _AS_STORED, 1, _DECODER_COPIES * pixels * 3)
 
 
 def _check_header(path: Path, data: bytes, max_side: int = MAX_AVATAR_SIDE) -> tuple[ImageHeader, int]:
