@@ -22,10 +22,17 @@ _started = time.perf_counter()
 _result = {{}}
 def report(**values):
     _result.update(values)
+def peak_rss():
+    # This process's own high-water mark: ru_maxrss would include the parent's memory at fork time.
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 """
 _EPILOGUE = """
 _result["seconds"] = time.perf_counter() - _started
-_result["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+_result["peak_rss"] = peak_rss()
 print("RESULT " + json.dumps(_result))
 """
 
@@ -42,7 +49,8 @@ class Outcome:
 
 
 def run_bounded(code: str, address_space: int = 6 * GiB, timeout: float = 120.0) -> Outcome:
-    """Run `code` (which may call `report(key=value)`) in a fresh interpreter limited to `address_space` bytes."""
+    """Run `code` (which may call `report(key=value)` and `peak_rss()`) in a fresh interpreter limited to
+    `address_space` bytes."""
     source = _PRELUDE.format(limit=address_space) + textwrap.dedent(code) + _EPILOGUE
     result = subprocess.run(
         [sys.executable, "-c", source], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout

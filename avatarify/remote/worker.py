@@ -309,8 +309,10 @@ class Worker:
     def _on_disconnects(self, monitor: zmq.Socket) -> None:
         while monitor.poll(0):
             recv_monitor_message(monitor)
-        now = time.monotonic()
-        self._probes = [now + delay for delay in PROBE_DELAYS]
+        # Probes already due are kept: a stream of connections that drop must not postpone them for ever.
+        if not self._probes:
+            now = time.monotonic()
+            self._probes = [now + delay for delay in PROBE_DELAYS]
 
     def _probe(self, router: zmq.Socket) -> None:
         """After a lost connection, find whose it was: sending to a client that has gone fails at once."""
