@@ -114,8 +114,8 @@ def test_unusual_avatar_formats_are_handled(make, run_animate, clips, avatar_pat
 
 
 def test_huge_avatar_is_handled(run_animate, clips, tmp_path):
-    huge = np.full((12000, 12000, 3), 180, np.uint8)
-    cv2.circle(huge, (6000, 6000), 3000, (40, 90, 160), -1)
+    huge = np.full((10000, 10000, 3), 180, np.uint8)  # 100 megapixels: the largest allowed
+    cv2.circle(huge, (5000, 5000), 2500, (40, 90, 160), -1)
     avatar = write_image(tmp_path / "huge.png", huge)
     out = tmp_path / "out.mp4"
     assert run_animate(avatar, clips["silent"], "-o", out) == 0
@@ -136,7 +136,7 @@ def assert_clean_failure(code, capsys, out, *phrases):
 @pytest.mark.parametrize(
     "kind, phrase",
     [("missing", "does not exist"), ("zero-byte", "empty file"), ("non-image", "not an image"),
-     ("folder", "does not exist")],
+     ("folder", "is a folder")],
 )
 def test_bad_avatar(kind, phrase, run_animate, clips, tmp_path, capsys):
     avatar = tmp_path / "avatar.jpg"

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from avatarify.core.errors import CheckpointError
-from avatarify.model.checkpoint import code_globals
+from avatarify.model.pickles import code_in_checkpoint
 from avatarify.model.liveportrait.model import DEFAULT_CONFIG, build_networks, load_model, read_model_params
 from avatarify.model.liveportrait.weights import PUBLISHED_FILES, checkpoint_files
 
@@ -118,7 +118,7 @@ def test_code_in_a_pickle_is_refused_and_never_run(zip_format, lp_golden_dir, tm
     marker.unlink()
     with pytest.raises(CheckpointError) as info:  # ... and loading refuses it
         load_model(lp_golden_dir / "config.yaml", folder)
-    assert_one_line(info, "Refused to load", "warping_module.pth", "carries code", "io.open")
+    assert_one_line(info, "Refused to load", "warping_module.pth", "contains code", "io.open")
     assert not marker.exists()
 
 
@@ -127,7 +127,7 @@ def test_a_pickled_module_counts_as_code(lp_golden_dir, tmp_path):
     torch.save(torch.nn.Linear(2, 2), folder / "motion_extractor.pth")
     with pytest.raises(CheckpointError) as info:
         load_model(lp_golden_dir / "config.yaml", folder)
-    assert_one_line(info, "carries code", "torch.nn.modules.linear.Linear")
+    assert_one_line(info, "contains code", "torch.nn.modules.linear.Linear")
 
 
 @pytest.mark.parametrize("damage", ["truncated", "text", "empty", "not a state dict"])
@@ -146,7 +146,7 @@ def test_damaged_files_are_reported_as_such(damage, lp_golden_dir, tmp_path):
         load_model(lp_golden_dir / "config.yaml", folder)
     phrase = {"truncated": "corrupt", "text": "corrupt", "empty": "is empty", "not a state dict": "no state dict"}
     assert_one_line(info, str(target), phrase[damage])
-    assert code_globals(target) == []  # damage is never mistaken for code
+    assert code_in_checkpoint(target) == []  # damage is never mistaken for code
 
 
 def test_weights_of_another_configuration_name_the_first_difference(lp_golden_dir):

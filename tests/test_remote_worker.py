@@ -30,7 +30,8 @@ from avatarify.remote.options import RemoteOptions
 from avatarify.remote.connection import HEARTBEAT_INTERVAL
 from avatarify.remote.keys import create_keys, load_client_keys
 from avatarify.remote.protocol import decode_image, decode_message, encode_image, encode_message
-from avatarify.remote.worker import MAX_CLIENTS, MAX_QUEUED, Worker
+from avatarify.remote.inbox import CLIENT_QUOTA
+from avatarify.remote.worker import MAX_CLIENTS, Worker
 
 pytestmark = pytest.mark.worker
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -357,8 +358,8 @@ def test_worker_survives_clients_that_vanish(shared_worker, small_model, frames,
     )  # fmt: skip
     rogue.close(linger=1000)
 
-    before = shared_worker.log().count("went silent")
-    shared_worker.wait_for_log("went silent", count=before + 2)
+    before = shared_worker.log().count("forgetting it")
+    shared_worker.wait_for_log("forgetting it", count=before + 2)
     local = Predictor(small_model)
     local.set_avatar(avatars["obama"])
     with connect(shared_worker) as remote:
@@ -559,11 +560,16 @@ def test_worker_uses_the_precision_asked_for(start_worker, small_predictor, fram
 def test_a_full_worker_refuses_clients_clearly_and_reconnects_keep_their_place(
     start_worker, frames, avatars, caplog
 ):
-    worker = start_worker(None, "--client-timeout", "6")
+    worker = start_worker(None, "--client-timeout", "6", "--max-clients-per-peer", str(MAX_CLIENTS))
     clients = [connect(worker) for _ in range(MAX_CLIENTS)]
     try:
+        # A client takes its place with its first request (here the avatar), not with its greeting.
+        for client in clients:
+            client.set_avatar(avatars["mona"])
+        worker.wait_for_log("connected from", count=MAX_CLIENTS)
         with pytest.raises(WorkerRefusedError, match="is busy"):
             connect_remote(RemoteOptions(worker.address), wait=START_TIMEOUT)
+        time.sleep(1.0)  # the worker logs at most one refusal a second
         # A client that is already running shows the refusal (logged once) and keeps asking.
         caplog.clear()
         waiting = RemotePredictor(worker.address, encoding="raw", frame_timeout=START_TIMEOUT)
@@ -620,7 +626,9 @@ class LosingWorker(threading.Thread):
             while not self.stop.is_set():
                 if self.router.poll(50):
                     identity, *parts = self.router.recv_multipart()
-                    self.router.send_multipart([identity, *self.answer(decode_message(parts))])
+                    message = decode_message(parts)
+                    if message.type != "bye":  # a client leaving expects no answer
+                        self.router.send_multipart([identity, *self.answer(message)])
         finally:
             self.router.close()
 
@@ -704,14 +712,14 @@ def test_worker_answers_heartbeats_and_stops_while_its_model_hangs(serve_in_thre
         flood = dealer(worker.endpoint)
         flood.send_multipart(encode_message("avatar", 1, hash="ab"))
         assert entered.wait(LOG_TIMEOUT)
-        # The model thread hangs on the first request: the queue fills, and what does not fit is answered.
-        for request_id in range(2, MAX_QUEUED + 7):
+        # The model thread hangs on the first request: the client's quota fills, and what does not fit is answered.
+        for request_id in range(2, CLIENT_QUOTA + 8):
             flood.send_multipart(encode_message("avatar", request_id, hash="ab"))
         answers = [receive(flood) for _ in range(5)]
         assert [(m.type, m.header["code"], m.header["message"]) for m in answers] == [
             ("error", "rejected", "the queue is full")
         ] * 5
-        # The flooding client falls silent: forgetting it needs room in the full queue, which must not block.
+        # The flooding client falls silent: forgetting it must not wait for the hanging model thread.
         time.sleep(4 * worker.client_timeout)
         prober = dealer(worker.endpoint)
         prober.send_multipart(encode_message("ping", 7))

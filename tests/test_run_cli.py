@@ -60,7 +60,7 @@ def test_run_rejects_an_unreadable_avatar_before_loading_anything(driving_video,
     picture = tmp_path / "broken.png"
     picture.write_bytes(b"not a picture")
     status = main(["run", "--camera", str(driving_video), "--avatar", str(picture), "--no-vcam", "--passthrough"])
-    assert status == 2 and "is not an image OpenCV can read" in capsys.readouterr().err
+    assert status == 2 and "is not an image avatarify can read" in capsys.readouterr().err
 
 
 def test_list_cameras_prints_both_lists(capsys):
@@ -88,3 +88,28 @@ def test_ctrl_c_stops_cleanly(driving_video, avatar_path):
     log = "".join(lines) + rest
     assert process.returncode == 0, log
     assert "Stopping." in log and "frames made (no virtual camera)." in log and "Traceback" not in log
+
+
+def test_a_recording_never_replaces_its_own_camera_file(driving_video, avatar_path, tmp_path, capsys):
+    camera = tmp_path / "camera.mp4"
+    camera.write_bytes(driving_video.read_bytes())
+    link = tmp_path / "link.mp4"
+    link.symlink_to(camera)
+    before = camera.read_bytes()
+    for target in (camera, link, tmp_path / "." / "camera.mp4"):
+        status = main(["run", "--camera", str(camera), "--avatar", str(avatar_path), "--no-vcam", "--passthrough",
+                       "--record", str(target), "--frames", "2"])  # fmt: skip
+        assert status == 2 and "Traceback" not in capsys.readouterr().err
+    assert camera.read_bytes() == before
+
+
+def test_a_camera_file_whose_name_is_not_utf8_is_one_line(avatar_path, tmp_path, capsys, driving_video):
+    import os
+
+    name = os.path.join(os.fsencode(tmp_path), b"caf\xe9.mp4")
+    with open(name, "wb") as out:
+        out.write(driving_video.read_bytes())
+    status = main(["run", "--camera", os.fsdecode(name), "--avatar", str(avatar_path), "--no-vcam", "--passthrough",
+                   "--frames", "2"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert status == 2 and "not valid UTF-8" in err and "Traceback" not in err

@@ -42,7 +42,11 @@ def run(args: argparse.Namespace) -> int:
     from ..offline.animate import animate_video
 
     as_frames = names_a_folder(args.output)
-    output = check_frames_folder(args.output) if as_frames else check_writable_output(args.output)
+    # The output must not be either input, by whatever path or link: writing it would destroy that input.
+    output = (
+        check_frames_folder(args.output) if as_frames
+        else check_writable_output(args.output, inputs=(args.avatar, args.driving_video))
+    )  # fmt: skip
     avatar = read_image(args.avatar)
     info = probe_video(args.driving_video)
     motion = MotionOptions(relative=not args.absolute, adapt_movement_scale=not args.no_adapt_scale)

@@ -148,7 +148,10 @@ def run_command(args: argparse.Namespace) -> int:
     if args.frames is not None and args.frames < 1:
         raise InputError("--frames must be at least 1.")
     library, index = _avatar_library(args.avatar)
-    recorder = Recorder(args.record, fps=args.fps or 25.0) if args.record else None
+    # A recording must never replace its own camera file (inputs that are not files are ignored).
+    recorder = None
+    if args.record:
+        recorder = Recorder(args.record, fps=args.fps or 25.0, inputs=[Path(args.camera).expanduser()])
     session = _start(args, library)
     done = threading.Event()
     counted = FrameCounter(args.frames, recorder, done)

@@ -7,7 +7,7 @@ import signal
 import threading
 from pathlib import Path
 
-from ..remote import CLIENT_TIMEOUT, DEFAULT_BIND
+from ..remote import CLIENT_TIMEOUT, DEFAULT_BIND, MAX_CLIENTS_PER_PEER
 from .options import DEFAULT_KEYS, add_model_arguments, keys_dir, model_options
 
 
@@ -19,6 +19,12 @@ def _seconds(value: str) -> float:
     if not (math.isfinite(seconds) and seconds > 0):
         raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds above 0")
     return seconds
+
+
+def _count(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number above 0")
+    return int(value)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,6 +51,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="S",
         help=f"forget a client silent this long ({CLIENT_TIMEOUT:g} s)",
     )
+    parser.add_argument(
+        "--max-clients-per-peer",
+        type=_count,
+        default=MAX_CLIENTS_PER_PEER,
+        metavar="N",
+        help=f"places one client key (with --keys) or one address may hold ({MAX_CLIENTS_PER_PEER}); over an SSH "
+        "tunnel every client comes from 127.0.0.1",
+    )
     add_model_arguments(parser, remote=False)
     parser.set_defaults(func=run_worker)
     commands = parser.add_subparsers(dest="worker_command", metavar="COMMAND")
@@ -69,7 +83,10 @@ def run_worker(args: argparse.Namespace) -> int:
     factory = predictor_factory(model_options(args))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())  # stop cleanly under service managers
-    worker = Worker(factory, bind=args.bind, keys=keys, client_timeout=args.client_timeout)
+    worker = Worker(
+        factory, bind=args.bind, keys=keys, client_timeout=args.client_timeout,
+        max_clients_per_peer=args.max_clients_per_peer,
+    )
     worker.serve(stop)
     return 0
 

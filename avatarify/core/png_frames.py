@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from .errors import InputError
+from .files import name_limit, shown
 
 MARKER = ".avatarify-frames"
 FRAME_NAME = re.compile(r"\d{6}\.png")
@@ -26,7 +27,7 @@ def names_a_folder(output: str) -> bool:
     """Whether an output path as typed means a frames folder: it ends with a slash, is a folder, or has no
     extension (an mp4 needs one)."""
     path = Path(output).expanduser()
-    return output.endswith(("/", os.sep)) or path.is_dir() or not path.suffix
+    return output.endswith(("/", os.sep)) or os.path.isdir(path) or not path.suffix
 
 
 def is_ours(folder: Path) -> bool:
@@ -36,7 +37,7 @@ def is_ours(folder: Path) -> bool:
 
 
 def _replaceable(folder: Path) -> bool:
-    return not folder.exists() or (folder.is_dir() and (not any(folder.iterdir()) or is_ours(folder)))
+    return not os.path.lexists(folder) or (os.path.isdir(folder) and (not any(folder.iterdir()) or is_ours(folder)))
 
 
 def check_frames_folder(folder: str | os.PathLike) -> Path:
@@ -44,9 +45,12 @@ def check_frames_folder(folder: str | os.PathLike) -> Path:
     folder = Path(folder).expanduser().absolute()
     if not folder.name:
         raise InputError(f"Output {folder} is a file system root; give a folder for the frames.")
-    if not folder.parent.is_dir():
-        raise InputError(f"Folder {folder.parent} does not exist; create it or choose another output folder.")
-    if folder.exists() and not folder.is_dir():
+    if not os.path.isdir(folder.parent):
+        raise InputError(f"Folder {shown(folder.parent)} does not exist; create it or choose another output folder.")
+    if len(os.fsencode(folder.name)) > name_limit(folder.parent):
+        raise InputError(f"Output folder name is {len(os.fsencode(folder.name))} bytes long, more than this file "
+                         "system allows; choose a shorter name.")  # fmt: skip
+    if os.path.lexists(folder) and not os.path.isdir(folder):
         raise InputError(f"Output {folder} is a file; give a folder for PNG frames or a .mp4 file name.")
     if not _replaceable(folder):
         raise InputError(

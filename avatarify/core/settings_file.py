@@ -15,12 +15,15 @@ from typing import Any
 
 from . import paths
 from .files import write_atomically
+from .safejson import JsonInputError, loads_bounded
 from .settings import MAX_TEXT_LENGTH, Settings, SettingsModel, persistent_fields
 
 log = logging.getLogger(__name__)
 
 # A real settings file is about 1 KB; anything near this is not one of ours.
 MAX_FILE_BYTES = 256 * 1024
+# A settings file is one flat object (crop_offset, the deepest value, is a list inside it).
+MAX_DEPTH = 2
 BACKUP_SUFFIX = ".bad"
 
 
@@ -28,23 +31,15 @@ class SettingsFileError(ValueError):
     """The settings file cannot be used as a whole; the text says why."""
 
 
-def _reject_constant(name: str) -> Any:
-    raise SettingsFileError(f"it contains {name}, which is not a number JSON allows")
-
-
 def parse_settings(raw: bytes) -> tuple[Settings, list[str]]:
     """Settings from the bytes of a settings file, and the values that were ignored (one line each).
 
     Raises SettingsFileError when the file cannot be used at all.
     """
-    if len(raw) > MAX_FILE_BYTES:
-        raise SettingsFileError(f"it is {len(raw)} bytes, far more than a settings file")
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SettingsFileError(f"it is not UTF-8 JSON ({exc.__class__.__name__})") from None
-    except RecursionError:
-        raise SettingsFileError("it is nested too deeply to be a settings file") from None
+        data = loads_bounded(raw, max_bytes=MAX_FILE_BYTES, max_depth=MAX_DEPTH)
+    except JsonInputError as exc:
+        raise SettingsFileError(str(exc)) from None
     if not isinstance(data, dict):
         raise SettingsFileError("it does not hold a JSON object")
     values, ignored = {}, []

@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import secrets
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from .errors import InputError
+from .files import check_input_file, shown, temp_path_beside
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +32,28 @@ class VideoInfo:
     has_audio: bool
 
 
+def media_path(path: str | os.PathLike, what: str = "Video") -> str:
+    """The path as OpenCV and ffmpeg get it: absolute, and only if OpenCV can take it safely.
+
+    OpenCV crashes the whole process (a segmentation fault) on a name that is not valid UTF-8, so such a name is
+    refused with one line. An absolute path also keeps ffmpeg from reading a relative name such as
+    "http:/x.mp4" as a URL.
+    """
+    text = os.path.abspath(os.fspath(path))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(
+            f"{what} {shown(repr(os.fspath(path)))}: the file name is not valid UTF-8, which OpenCV cannot open; "
+            "rename the file."
+        ) from None
+    return text
+
+
 def has_audio_stream(path: Path) -> bool:
     """Whether ffmpeg sees an audio stream in the file."""
     result = subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", media_path(path)],
         capture_output=True,
         text=True,
         errors="replace",
@@ -46,27 +64,26 @@ def has_audio_stream(path: Path) -> bool:
 def probe_video(path: str | os.PathLike) -> VideoInfo:
     """Open a video and read its fps, frame count, size and whether it has audio."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"Video {path} does not exist.")
-    capture = cv2.VideoCapture(str(path))
+    check_input_file(path, "Video")
+    capture = cv2.VideoCapture(media_path(path))
     try:
         ok, frame = capture.read() if capture.isOpened() else (False, None)
         if not ok or frame is None:
-            raise InputError(f"{path} is not a readable video or has no frames; choose another driving video.")
+            raise InputError(f"{shown(path)} is not a readable video or has no frames; choose another driving video.")
         fps = capture.get(cv2.CAP_PROP_FPS)
         frame_count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     finally:
         capture.release()
     if not fps or fps != fps or fps <= 0:
         fps = 25.0
-        log.warning("%s does not state its frame rate; assuming %.0f fps.", path, fps)
+        log.warning("%s does not state its frame rate; assuming %.0f fps.", shown(path), fps)
     height, width = frame.shape[:2]
     return VideoInfo(path, float(fps), max(frame_count, 1), width, height, has_audio_stream(path))
 
 
 def read_frames(path: str | os.PathLike, step: int = 1) -> Iterator[np.ndarray]:
     """Every `step`-th frame of a video as RGB uint8, in order (the others are skipped, not converted)."""
-    capture = cv2.VideoCapture(str(path))
+    capture = cv2.VideoCapture(media_path(path))
     try:
         index = 0
         while capture.grab():
@@ -93,7 +110,7 @@ class Mp4Writer:
         self.fps = fps
         self.audio_from = audio_from
         # ffmpeg creates the file itself, so it gets the user's usual permissions (not mkstemp's 0600).
-        self._temp = self.path.with_name(f".{self.path.stem}-{secrets.token_hex(4)}.mp4")
+        self._temp = temp_path_beside(self.path, ".mp4")
         self._process: subprocess.Popen | None = None
         # ffmpeg's messages go to a file, not a pipe: an unread pipe could fill up and stall it.
         self._log = tempfile.TemporaryFile()
@@ -104,8 +121,9 @@ class Mp4Writer:
                    "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", f"{self.fps:.6g}",
                    "-i", "-"]
         if self.audio_from is not None:
-            command += ["-i", str(self.audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-shortest"]
-        command += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "18", str(self._temp)]
+            command += ["-i", media_path(self.audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-shortest"]
+        # An absolute path: ffmpeg must not take a relative output name such as "http:/x.mp4" for a URL.
+        command += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "18", os.path.abspath(self._temp)]
         return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
 
     def write(self, frame: np.ndarray) -> None:
@@ -124,7 +142,7 @@ class Mp4Writer:
         self._log.seek(0)
         lines = self._log.read().decode(errors="replace").strip().splitlines()
         reason = lines[-1].split("] ")[-1] if lines else "ffmpeg stopped"
-        return InputError(f"Writing {self.path} failed ({reason}); check the free disk space and the folder.")
+        return InputError(f"Writing {shown(self.path)} failed ({reason}); check the free disk space and the folder.")
 
     def commit(self) -> Path:
         """Finish encoding and move the file into place."""
@@ -142,13 +160,16 @@ class Mp4Writer:
         return self.path
 
     def close(self) -> None:
-        """Abandon an uncommitted file."""
+        """Abandon an uncommitted file; never raises (it runs while another error is on its way out)."""
         if self._process is not None:
             self._process.kill()
             self._process.wait()
             self._process = None
         self._log.close()
-        self._temp.unlink(missing_ok=True)
+        try:
+            self._temp.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("Could not remove the unfinished %s: %s", shown(self._temp), exc.strerror or exc)
 
     def __enter__(self) -> "Mp4Writer":
         return self

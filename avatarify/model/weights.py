@@ -8,14 +8,17 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..core.paths import user_weights_dir
-from ..core.download import DownloadError, download, file_md5
-from ..core.errors import CheckpointError
+from ..core.download import DEFAULT_MAX_SIZE, PART_SUFFIX, DownloadError, TransferLimits, download, file_md5
+from ..core.errors import CheckpointError, InputError
+from ..core.files import name_limit
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "vox-adv-cpk.pth.tar"
 CHECKPOINT_MD5 = "8a45a24037871c045fbb8a6a8aa95ebc"
 CHECKPOINT_SIZE = 228_000_000  # approximate, for messages
+# More than a mirror may declare or send for the published checkpoint: one that does is not serving it.
+CHECKPOINT_MAX_SIZE = 250_000_000
 CHECKPOINT_ENV = "AVATARIFY_CHECKPOINT"
 # The other published VoxCeleb checkpoint; same architecture, accepted when found.
 ALTERNATIVE_NAMES = ("vox-cpk.pth.tar",)
@@ -104,6 +107,20 @@ def manual_placement_hint(dest: Path, md5: str) -> str:
     )
 
 
+def checked_file_name(name: str, folder: Path) -> str:
+    """`name` if it names a file directly inside `folder`; InputError (one line) for a path, `..`, a NUL or an empty
+    or too long name, which could otherwise write anywhere."""
+    text = str(name)
+    # A plain name is its own last part: no separator, drive or root (on any system), and not "." or "..".
+    if text in ("", ".", "..") or "\0" in text or Path(text).name != text:
+        raise InputError(f"--name {text[:80]!r}: give a plain file name such as {CHECKPOINT_NAME}, without folders.")
+    # The unfinished download is kept beside it, under a longer name.
+    longest = name_limit(folder if folder.is_dir() else Path(".")) - len(PART_SUFFIX)
+    if len(os.fsencode(text)) > longest:
+        raise InputError(f"--name {text[:40]!r}...: a file name of at most {longest} bytes, please.")
+    return text
+
+
 def download_weights(
     dest_dir: Path | None = None,
     urls: Sequence[str] | None = None,
@@ -115,9 +132,11 @@ def download_weights(
     """Download the weights into `dest_dir` (default: the user data folder), verified and written atomically.
 
     A file already in place with the right checksum is kept as is; one with another checksum is only
-    replaced with `force`.
+    replaced with `force`. `name` must be a plain file name: nothing is ever written outside `dest_dir`. A mirror
+    may bring at most CHECKPOINT_MAX_SIZE bytes of the published checkpoint (DEFAULT_MAX_SIZE of another file).
     """
-    dest = Path(dest_dir or user_weights_dir()).expanduser() / name
+    folder = Path(dest_dir or user_weights_dir()).expanduser()
+    dest = folder / checked_file_name(name, folder)
     if dest.is_file():
         try:
             actual = file_md5(dest)
@@ -131,8 +150,10 @@ def download_weights(
                 f"{dest} already exists with md5 {actual}, not {md5}; pass --force to replace it, "
                 f"or --dest to download elsewhere."
             )
+    published = md5.lower() == CHECKPOINT_MD5
+    limits = TransferLimits(max_size=CHECKPOINT_MAX_SIZE if published else DEFAULT_MAX_SIZE)
     try:
-        return download(mirror_urls(urls), dest, md5, progress=progress)
+        return download(mirror_urls(urls), dest, md5, limits=limits, progress=progress)
     except DownloadError as exc:
         raise DownloadError(f"{exc} {manual_placement_hint(dest, md5)}") from exc
 

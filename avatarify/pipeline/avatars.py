@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from ..core.errors import InputError
-from ..core.files import write_atomically
+from ..core.files import is_regular_file, write_atomically
 from ..core.images import read_image, to_rgb_uint8
 from ..core.paths import user_avatar_dir
 
@@ -62,7 +62,7 @@ class AvatarLibrary:
     def default(cls, choice: str | None = None) -> AvatarLibrary:
         """The user's avatar folder, then the app's own avatars/ folder; plus `choice` when it is a picture file."""
         picture = Path(choice).expanduser() if choice else None
-        return cls([user_avatar_dir(), REPO_AVATAR_DIR], [picture] if picture and picture.is_file() else None)
+        return cls([user_avatar_dir(), REPO_AVATAR_DIR], [picture] if picture and is_regular_file(picture) else None)
 
     @property
     def user_folder(self) -> Path:
@@ -90,7 +90,7 @@ class AvatarLibrary:
         known = {path: position for position, path in enumerate(order)}
         # sorted() is stable: files not in the remembered order keep their listing order, after the known ones.
         ranked = sorted(found, key=lambda path: known.get(str(path), len(known)))
-        self.paths = [file for file in self.files if file.is_file()] + ranked
+        self.paths = [file for file in self.files if is_regular_file(file)] + ranked
         if [str(path) for path in ranked] != order:
             self._save_index()
 
@@ -137,7 +137,7 @@ class AvatarLibrary:
     def find(self, choice: str) -> int | None:
         """The index of the avatar `choice` names: a picture file in the library, or a name (any case)."""
         picture = Path(choice).expanduser()
-        if picture.is_file():
+        if is_regular_file(picture):
             resolved = picture.resolve()
             return next((i for i, path in enumerate(self.paths) if path.resolve() == resolved), None)
         wanted = choice.casefold()

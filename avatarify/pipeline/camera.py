@@ -6,6 +6,7 @@ source that fails (camera unplugged, file gone) reports why and keeps trying to 
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import threading
 import time
@@ -16,9 +17,11 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from ..core.errors import AvatarifyError
+from ..core.errors import AvatarifyError, InputError
+from ..core.files import is_regular_file, shown
 from ..core.images import read_image
 from ..core.retry import Retry
+from ..core.video import media_path
 
 log = logging.getLogger(__name__)
 
@@ -194,9 +197,13 @@ class VideoFileSource(ThreadedSource):
         super().__init__(name=self.path.name, fps=fps or DEFAULT_VIDEO_FPS)
 
     def _open(self) -> None:
-        if not self.path.is_file():
-            raise CameraError(f"Video file {self.path} is missing; put it back or choose another camera.")
-        capture = cv2.VideoCapture(str(self.path))
+        if not is_regular_file(self.path):
+            raise CameraError(f"Video file {shown(self.path)} is missing; put it back or choose another camera.")
+        try:
+            name = media_path(self.path, "Camera file")  # OpenCV would crash on a name that is not UTF-8
+        except InputError as exc:
+            raise CameraError(str(exc)) from None
+        capture = cv2.VideoCapture(name)
         if not capture.isOpened():
             capture.release()
             raise CameraError(f"{self.path} is not a video OpenCV can read; choose another file.")
@@ -371,9 +378,9 @@ def open_source(
     if isinstance(spec, int):
         return DeviceCamera(spec, width, height, fps)
     path = Path(spec).expanduser()
-    if path.is_dir():
+    if os.path.isdir(path):  # never raises, even for a name too long for the file system
         return ImageFolderSource(path, fps or DEFAULT_FOLDER_FPS)
-    if path.is_file():
+    if is_regular_file(path):
         return VideoFileSource(path, fps)
     cameras = list_cameras()
     wanted = str(spec).casefold()
@@ -384,6 +391,6 @@ def open_source(
         return DeviceCamera(matches[0].index, width, height, fps, name=matches[0].name)
     found = ", ".join(f"{c.index}: {c.name}" for c in cameras) or "none"
     raise CameraError(
-        f"No camera, video file or image folder called {str(spec)!r} (cameras found: {found}); "
+        f"No camera, video file or image folder called {shown(repr(str(spec)))} (cameras found: {found}); "
         "give a camera index or name, a video file or an image folder."
     )

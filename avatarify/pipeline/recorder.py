@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +20,12 @@ class Recorder:
     """Writes RGB frames to an H.264 MP4 file at `fps`; the size is set by the first frame.
 
     Frames go to a hidden partial file that replaces `path` only on `close`, so an existing
-    file is never left half-written.
+    file is never left half-written. `inputs` are files the recording must never replace (the camera's video
+    file): naming one of them, through any path or link, is refused, as is a device or FIFO.
     """
 
-    def __init__(self, path: str | Path, fps: float = 25.0) -> None:
-        self.path = check_writable_output(path)
+    def __init__(self, path: str | Path, fps: float = 25.0, inputs: Iterable[str | os.PathLike] = ()) -> None:
+        self.path = check_writable_output(path, inputs)
         if self.path.suffix.lower() not in (".mp4", ".m4v", ".mov"):
             raise InputError(f"Cannot record to {self.path}: use a .mp4 file name.")
         self.fps = fps

@@ -11,6 +11,9 @@ from typing import Any
 DEFAULT_BIND = "tcp://127.0.0.1:5557"
 # Clients send a heartbeat every half second; one silent this long has gone away.
 CLIENT_TIMEOUT = 10.0
+# Places one CurveZMQ key (with keys) or one address (without) may hold; over an SSH tunnel every client comes
+# from 127.0.0.1.
+MAX_CLIENTS_PER_PEER = 4
 
 _PUBLIC = {
     "RemoteOptions": "options",
@@ -20,7 +23,7 @@ _PUBLIC = {
     "Worker": "worker",
 }
 
-__all__ = ["CLIENT_TIMEOUT", "DEFAULT_BIND", *_PUBLIC]
+__all__ = ["CLIENT_TIMEOUT", "DEFAULT_BIND", "MAX_CLIENTS_PER_PEER", *_PUBLIC]
 
 
 def __getattr__(name: str) -> Any:

@@ -19,7 +19,7 @@ from ..core.frame import MotionOptions, content_key, prepare_frame
 from .connection import CLOSED, CONNECTED, REFUSED, UNREACHABLE, WorkerAddressError, WorkerConnection
 from .keys import ClientKeys, load_client_keys
 from .options import RemoteOptions
-from .protocol import DEFAULT_JPEG_QUALITY, ENCODINGS, Message, ProtocolError, encode_image, encode_message
+from .protocol import DEFAULT_JPEG_QUALITY, ENCODINGS, Message, encode_image, encode_message
 from .stats import RemoteStats, StatsWindow
 
 log = logging.getLogger(__name__)
@@ -298,15 +298,13 @@ class RemotePredictor:
             self._on_error(message.id, header["code"], header["message"])
 
     def _on_result(self, message: Message, size: int) -> None:
-        request = self._in_flight.pop(message.id, None)
+        request = self._in_flight.get(message.id)
         if request is None or message.id <= self._newest_id:
             return
-        try:
-            frame = message.frame()
-        except ProtocolError as exc:
-            log.warning("Dropped a result from the worker: %s", exc)
-            self._cond.notify_all()
-            return
+        # A result that is not a proper frame raises ProtocolError here (the connection logs and drops it); the
+        # request keeps waiting for a proper one until it times out.
+        frame = message.frame()
+        del self._in_flight[message.id]
         for older in [i for i in self._in_flight if i < message.id]:
             del self._in_flight[older]
         self._newest, self._newest_id = frame, message.id

@@ -17,6 +17,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from ..core.errors import AvatarifyError
+from ..core.ratelimit import RateLimitedLog
 from .keys import ClientKeys
 from .protocol import MAX_PART_BYTES, Message, ProtocolError, decode_message, encode_message
 
@@ -40,6 +41,7 @@ _MONITOR_EVENTS = (
 )
 _ID = struct.Struct("!q")
 _CLOSE = b"close"
+BYE_LINGER_MS = 200
 
 
 class WorkerAddressError(AvatarifyError):
@@ -90,6 +92,7 @@ class WorkerConnection:
         self.state = CONNECTING
         self.problem: str | None = None
         self._listener = listener
+        self._bad = RateLimitedLog(log)
         self._failed_handshakes = 0
         # One identity for every socket this client opens, so that the worker sees a reconnect as the
         # same client (keeping its place) rather than as one more.
@@ -202,7 +205,7 @@ class WorkerConnection:
     def _close_dealer(self) -> None:
         self._dealer.disable_monitor()
         self._monitor.close(linger=0)
-        self._dealer.close(linger=0)
+        self._dealer.close()  # linger 0 (set when opened), unless a farewell is on its way
 
     def _reset(self, state: str) -> None:
         """Drop the connection and everything queued on it; a fresh socket reconnects on its own."""
@@ -228,6 +231,10 @@ class WorkerConnection:
             except zmq.Again:
                 return True
             if parts == [_CLOSE]:
+                # Tell the worker this client is leaving, so that its place is free at once; a moment is
+                # allowed for the message to leave.
+                if self.state == CONNECTED and self.send(encode_message("bye", 0)):
+                    self._dealer.linger = BYE_LINGER_MS
                 return False
             request_id = _ID.unpack(parts[0])[0]
             if not self.send(parts[1:]) and request_id:
@@ -300,15 +307,19 @@ class WorkerConnection:
                 return
             self._unanswered_since = None
             try:
-                message = decode_message(parts)
+                self._on_reply(parts)
             except ProtocolError as exc:
-                log.warning("Dropped a message from the worker: %s", exc)
-                continue
-            with self.cond:
-                if message.type == "welcome":
-                    self._welcomed()
-                else:
-                    self._listener.on_message(message, len(parts[-1]))
+                self._bad.warning(exc.kind, "Dropped a message from the worker: %s", exc)
+            except Exception as exc:  # noqa: BLE001 - a hostile or broken worker must not stop this thread
+                self._bad.warning("internal error", "Dropped a message from the worker: %s", _describe(exc))
+
+    def _on_reply(self, parts: list[bytes]) -> None:
+        message = decode_message(parts)
+        with self.cond:
+            if message.type == "welcome":
+                self._welcomed()
+            else:
+                self._listener.on_message(message, len(parts[-1]))
 
     def _welcomed(self) -> None:
         if self.state == CONNECTED:
@@ -316,3 +327,9 @@ class WorkerConnection:
         log.info("Connected to the worker at %s", self.address)
         self._set_state(CONNECTED)
         self._listener.on_connected()
+
+
+def _describe(exc: BaseException) -> str:
+    """An unexpected failure as a short log text (its type, and the start of its message)."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text[:120]}" if text else type(exc).__name__

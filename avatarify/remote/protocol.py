@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +19,13 @@ import cv2
 import numpy as np
 
 from ..core.frame import FRAME_SIZE
+from ..core.imageheader import SEQUENTIAL_HUFFMAN, ImageHeaderError, jpeg_header
+from ..core.safejson import JsonInputError, loads_bounded
 
 PROTOCOL_VERSION = 1
 MAX_HEADER_BYTES = 4096
+# Headers are flat objects; one more level leaves room for a future field without letting a peer nest deeply.
+MAX_HEADER_DEPTH = 2
 # A 256x256 RGB frame is 196,608 bytes raw; JPEG at quality 100 stays below that.
 MAX_PAYLOAD_BYTES = 512 * 1024
 # ZeroMQ drops the connection of a peer that sends a bigger single part, before it is ever buffered whole.
@@ -27,42 +33,71 @@ MAX_PART_BYTES = 2 * MAX_PAYLOAD_BYTES
 FRAME_SHAPE = (FRAME_SIZE, FRAME_SIZE, 3)
 ENCODINGS = ("raw", "jpeg")
 DEFAULT_JPEG_QUALITY = 90
+MAX_INTEGER = 2**63 - 1
+MOTION_STRENGTH_LIMIT = 100.0
+MAX_MODEL_MS = 1e7
+MAX_TEXT = 200
 
 
 class ProtocolError(ValueError):
-    """A message that does not follow the protocol; the text says why, for the log line."""
+    """A message that does not follow the protocol; the text says why, for the log line, and `kind` names the rule
+    it broke, so that repeats of one mistake are logged once a second."""
+
+    def __init__(self, message: str, kind: str = "invalid") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
-_INT = (int,)
-_NUMBER = (int, float)
+Check = Callable[[Any], bool]
 
-# type -> (required header fields and their JSON types, whether an image payload comes with it)
-SCHEMAS: dict[str, tuple[dict[str, tuple[type, ...]], bool | None]] = {
+
+def _integer(low: int, high: int) -> Check:
+    # JSON true/false arrive as bool, which Python also counts as an int.
+    return lambda value: type(value) is int and low <= value <= high
+
+
+def _number(low: float, high: float) -> Check:
+    return lambda value: type(value) in (int, float) and low <= value <= high
+
+
+def _text(pattern: str) -> Check:
+    compiled = re.compile(pattern)
+    return lambda value: type(value) is str and compiled.fullmatch(value) is not None
+
+
+_BOOL: Check = lambda value: type(value) is bool  # noqa: E731
+_ID = _integer(0, MAX_INTEGER)
+_HASH = _text(r"[0-9a-f]{1,64}")
+
+# type -> (required header fields and how each is checked, whether an image payload comes with it)
+SCHEMAS: dict[str, tuple[dict[str, Check], bool | None]] = {
     # client -> worker
     "hello": ({}, False),
     "ping": ({}, False),
-    "avatar": ({"hash": (str,)}, None),  # hash only (a query), or hash + the image (an upload)
-    "neutral": ({"seq": _INT}, True),
+    "bye": ({}, False),  # the client is leaving: its place is free
+    "avatar": ({"hash": _HASH}, None),  # hash only (a query), or hash + the image (an upload)
+    "neutral": ({"seq": _ID}, True),
     "predict": (
         {
-            "avatar": (str,),
-            "neutral": _INT,
-            "calibrate": (bool,),
-            "relative": (bool,),
-            "adapt_movement_scale": (bool,),
-            "motion_strength": _NUMBER,
-            "quality": _INT,
+            "avatar": _HASH,
+            "neutral": _ID,
+            "calibrate": _BOOL,
+            "relative": _BOOL,
+            "adapt_movement_scale": _BOOL,
+            "motion_strength": _number(-MOTION_STRENGTH_LIMIT, MOTION_STRENGTH_LIMIT),
+            "quality": _integer(1, 100),
         },
         True,
     ),
     # worker -> client
     "welcome": ({}, False),
     "pong": ({}, False),
-    "avatar_ok": ({"hash": (str,), "known": (bool,)}, False),
-    "neutral_ok": ({"seq": _INT}, False),
-    "result": ({"model_ms": _NUMBER}, True),
+    "avatar_ok": ({"hash": _HASH, "known": _BOOL}, False),
+    "neutral_ok": ({"seq": _ID}, False),
+    "result": ({"model_ms": _number(0.0, MAX_MODEL_MS)}, True),
     "dropped": ({}, False),
-    "error": ({"code": (str,), "message": (str,)}, False),
+    # Printable text only: both sides write these into their logs.
+    "error": ({"code": _text(r"[a-z_]{1,32}"), "message": _text(rf"[ -~]{{1,{MAX_TEXT}}}")}, False),
 }
 
 
@@ -78,7 +113,7 @@ class Message:
     def frame(self) -> np.ndarray:
         """The payload decoded as a 256x256 RGB uint8 image; ProtocolError if it is not one."""
         if self.payload is None:
-            raise ProtocolError(f"{self.type} message has no image")
+            raise ProtocolError(f"{self.type} message has no image", "payload presence")
         return decode_image(self.header["enc"], self.payload)
 
 
@@ -97,22 +132,32 @@ def encode_image(image: np.ndarray, encoding: str, quality: int = DEFAULT_JPEG_Q
 
 
 def decode_image(encoding: str, payload: bytes) -> np.ndarray:
-    """Payload bytes back to a 256x256 RGB uint8 image; ProtocolError if they are not one."""
+    """Payload bytes back to a 256x256 RGB uint8 image; ProtocolError if they are not one.
+
+    A JPEG's size and coding are read from its header bytes before any decoding: only a baseline (sequential)
+    8-bit colour JPEG of exactly 256x256 is decoded, so a small file claiming a huge size costs nothing.
+    """
     if encoding == "raw":
         if len(payload) != math.prod(FRAME_SHAPE):
-            raise ProtocolError(f"raw image of {len(payload)} bytes, expected {math.prod(FRAME_SHAPE)}")
+            raise ProtocolError(f"raw image of {len(payload)} bytes, expected {math.prod(FRAME_SHAPE)}", "raw size")
         return np.frombuffer(payload, dtype=np.uint8).reshape(FRAME_SHAPE).copy()
     if encoding != "jpeg":
-        raise ProtocolError(f"unknown image encoding {encoding!r}")
-    data = np.frombuffer(payload, dtype=np.uint8)
-    # A small JPEG can claim a huge size; decoding at 1/8 scale first (DCT scaling, cheap) checks the
-    # size while allocating at most 1/64 of what a full decode of a forged header would.
-    preview = cv2.imdecode(data, cv2.IMREAD_REDUCED_COLOR_8)
-    if preview is None or preview.shape != (FRAME_SIZE // 8, FRAME_SIZE // 8, 3):
-        raise ProtocolError(f"undecodable JPEG or not {FRAME_SIZE}x{FRAME_SIZE}")
-    decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        raise ProtocolError(f"unknown image encoding {encoding!r}", "encoding")
+    try:
+        header = jpeg_header(payload)
+    except ImageHeaderError as exc:
+        raise ProtocolError(f"undecodable JPEG: {exc}", "jpeg header") from None
+    if (header.width, header.height) != (FRAME_SIZE, FRAME_SIZE):
+        raise ProtocolError(f"JPEG of {header.width}x{header.height}, not {FRAME_SIZE}x{FRAME_SIZE}", "jpeg size")
+    if header.sof not in SEQUENTIAL_HUFFMAN or header.bits != 8 or header.channels != 3:
+        raise ProtocolError(
+            f"JPEG coded as {header.sof:#x} with {header.channels} {header.bits}-bit channels; only baseline 8-bit "
+            "colour JPEG is accepted",
+            "jpeg coding",
+        )
+    decoded = cv2.imdecode(np.frombuffer(payload, dtype=np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if decoded is None or decoded.shape != FRAME_SHAPE:
-        raise ProtocolError(f"undecodable JPEG or not {FRAME_SIZE}x{FRAME_SIZE}")
+        raise ProtocolError(f"undecodable JPEG or not {FRAME_SIZE}x{FRAME_SIZE}", "jpeg data")
     return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
 
@@ -126,43 +171,44 @@ def encode_message(kind: str, request_id: int, payload: bytes | None = None, **f
 
 
 def decode_message(parts: list[bytes]) -> Message:
-    """Validate the parts of a received message; ProtocolError says what is wrong with a bad one."""
+    """Validate the parts of a received message; ProtocolError says what is wrong with a bad one.
+
+    Nothing a peer sends makes this raise anything else: sizes, nesting depth, numbers and strings are all
+    checked within fixed bounds.
+    """
     if not 1 <= len(parts) <= 2:
-        raise ProtocolError(f"{len(parts)} message parts, expected a header and at most one payload")
+        raise ProtocolError(f"{len(parts)} message parts, expected a header and at most one payload", "parts")
     raw_header = bytes(parts[0])
     if len(raw_header) > MAX_HEADER_BYTES:
-        raise ProtocolError(f"oversized header ({len(raw_header)} bytes, limit {MAX_HEADER_BYTES})")
+        raise ProtocolError(f"oversized header ({len(raw_header)} bytes, limit {MAX_HEADER_BYTES})", "header size")
     payload = bytes(parts[1]) if len(parts) == 2 else None
     if payload is not None and len(payload) > MAX_PAYLOAD_BYTES:
-        raise ProtocolError(f"oversized payload ({len(payload)} bytes, limit {MAX_PAYLOAD_BYTES})")
+        raise ProtocolError(f"oversized payload ({len(payload)} bytes, limit {MAX_PAYLOAD_BYTES})", "payload size")
     try:
-        header = json.loads(raw_header.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError(f"header is not JSON ({exc.__class__.__name__})") from None
+        header = loads_bounded(raw_header, max_bytes=MAX_HEADER_BYTES, max_depth=MAX_HEADER_DEPTH)
+    except JsonInputError as exc:
+        raise ProtocolError(f"header is not JSON within bounds: {exc}", exc.kind) from None
     if not isinstance(header, dict):
-        raise ProtocolError("header is not a JSON object")
-    if header.get("v") != PROTOCOL_VERSION:
-        raise ProtocolError(f"protocol version {header.get('v')!r}, expected {PROTOCOL_VERSION}")
+        raise ProtocolError("header is not a JSON object", "header type")
+    if header.get("v") != PROTOCOL_VERSION or type(header.get("v")) is not int:
+        raise ProtocolError(f"protocol version {_shown(header.get('v'))}, expected {PROTOCOL_VERSION}", "version")
     kind = header.get("type")
-    if kind not in SCHEMAS:
-        raise ProtocolError(f"unknown message type {kind!r}")
+    if type(kind) is not str or kind not in SCHEMAS:
+        raise ProtocolError(f"unknown message type {_shown(kind)}", "message type")
     fields, with_payload = SCHEMAS[kind]
-    _check_field(header, "id", _INT, kind)
-    for name, types in fields.items():
-        _check_field(header, name, types, kind)
+    for name, check in (("id", _ID), *fields.items()):
+        if not check(header.get(name)):
+            raise ProtocolError(f"{kind} message with a missing or invalid {name!r}", "field")
     if with_payload is not None and (payload is not None) != with_payload:
-        raise ProtocolError(f"{kind} message {'without' if with_payload else 'with'} a payload")
+        raise ProtocolError(f"{kind} message {'without' if with_payload else 'with'} a payload", "payload presence")
     if payload is not None:
         allowed = ("raw",) if kind == "avatar" else ENCODINGS
         if header.get("enc") not in allowed:
-            raise ProtocolError(f"{kind} payload encoding {header.get('enc')!r}, expected one of {allowed}")
-    if kind == "predict" and not (math.isfinite(header["motion_strength"]) and 1 <= header["quality"] <= 100):
-        raise ProtocolError("predict with a non-finite motion strength or a JPEG quality outside 1..100")
+            raise ProtocolError(f"{kind} payload encoding {_shown(header.get('enc'))}, expected one of {allowed}", "encoding")
     return Message(type=kind, id=header["id"], header=header, payload=payload)
 
 
-def _check_field(header: dict[str, Any], name: str, types: tuple[type, ...], kind: str) -> None:
-    value = header.get(name)
-    # JSON true/false arrive as bool, which Python also counts as an int.
-    if value is None or not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-        raise ProtocolError(f"{kind} message with a missing or invalid {name!r}")
+def _shown(value: Any) -> str:
+    """A peer's value as it may appear in a log line: short, and printable (repr escapes control characters)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

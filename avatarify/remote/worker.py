@@ -1,17 +1,19 @@
 """The remote worker: serves the predictor to clients over a ZeroMQ ROUTER socket, one predictor state per client.
 
 Two threads share the work. The socket thread owns the socket: it validates every message, answers
-heartbeats at once (so a long model call never looks like a dead worker), queues the rest and
-forgets clients that went silent. Clients name themselves (a ZeroMQ routing id not starting with a
-zero byte), so that a reconnecting client keeps its place. The model thread takes everything queued
-at once, skips all but the newest frame of each client (answering `dropped` for the others) and runs
-the model.
+heartbeats at once (so a long model call never looks like a dead worker), files requests per client and
+forgets clients that went away (silent, or disconnected as the socket's monitor reports). Clients name
+themselves (a ZeroMQ routing id not starting with a zero byte), so that a reconnecting client keeps its
+place. The model thread takes every client's waiting requests at once, skips all but the newest frame of
+each client (answering `dropped` for the others) and runs the model.
+
+Nothing a peer sends stops either thread: a message that fails validation, or whose handling fails, is dropped
+and logged, at most one line a second for each kind of mistake.
 """
 from __future__ import annotations
 
 import ipaddress
 import logging
-import queue
 import threading
 import time
 import uuid
@@ -24,10 +26,13 @@ from urllib.parse import urlsplit
 import numpy as np
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils.monitor import recv_monitor_message
 
 from ..core.errors import AvatarifyError
 from ..core.frame import AvatarPredictor, MotionOptions, content_key
-from . import CLIENT_TIMEOUT, DEFAULT_BIND
+from ..core.ratelimit import RateLimitedLog
+from . import CLIENT_TIMEOUT, DEFAULT_BIND, MAX_CLIENTS_PER_PEER
+from .inbox import CLIENT_QUOTA, Admission, RequestInbox
 from .keys import ServerKeys
 from .protocol import MAX_PART_BYTES, Message, ProtocolError, decode_message, encode_image, encode_message
 
@@ -35,12 +40,19 @@ log = logging.getLogger(__name__)
 
 MAX_CLIENTS = 8
 AVATAR_CACHE_SIZE = 64
-MAX_QUEUED = 256
+# Messages read from the socket before the loop looks at results and timeouts again.
+RECEIVE_BATCH = 256
 POLL_MS = 250
-# Jobs for the model thread besides messages: forget a client, or stop.
-_EVICT = "evict"
-_STOP = "stop"
+# After the monitor reports a lost connection, the clients are probed this much later (ZeroMQ needs a moment to
+# retire the connection), and once more in case it needed longer.
+PROBE_DELAYS = (0.05, 0.5)
+# A client found disconnected keeps its place this long, to reconnect (a reconnect takes 0.1 to 1 s).
+RECONNECT_GRACE = 2.0
+# Identities refused while full, remembered so that each is logged once rather than at every greeting.
+REFUSALS_REMEMBERED = 1024
 _RESULTS_PIPE = "inproc://avatarify-worker-results-{}"
+# Requests that need a place: everything but greetings and heartbeats.
+_REQUESTS = ("avatar", "neutral", "predict")
 
 
 class WorkerBindError(AvatarifyError):
@@ -102,6 +114,8 @@ class Worker:
         bind: str = DEFAULT_BIND,
         keys: ServerKeys | None = None,
         client_timeout: float = CLIENT_TIMEOUT,
+        max_clients: int = MAX_CLIENTS,
+        max_clients_per_peer: int = MAX_CLIENTS_PER_PEER,
     ) -> None:
         check_bind(bind, keys)
         self.predictor_factory = predictor_factory
@@ -110,12 +124,16 @@ class Worker:
         self.client_timeout = client_timeout
         self.counters = WorkerCounters()
         self._context = zmq.Context.instance()
-        self._jobs: queue.Queue[tuple[bytes, Message | str]] = queue.Queue(MAX_QUEUED)
+        self._inbox = RequestInbox(CLIENT_QUOTA)
+        self._admission = Admission(max_clients, max_clients_per_peer)
         self._clients: dict[bytes, ClientState] = {}
         self._avatars: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._last_seen: dict[bytes, float] = {}
         # Clients turned away while full, and when each last asked: each is logged once, not at every hello.
         self._refused: dict[bytes, float] = {}
+        self._probes: list[float] = []
+        # Clients whose connection is gone, and since when: forgotten unless they come back within the grace.
+        self._unreachable: dict[bytes, float] = {}
+        self._bad = RateLimitedLog(log)
         self.endpoint: str | None = None
 
     def serve(self, stop: threading.Event | None = None) -> None:
@@ -127,6 +145,9 @@ class Worker:
         router.setsockopt(zmq.MAXMSGSIZE, MAX_PART_BYTES)
         # A client that reconnects keeps its identity (and place): the new connection replaces the old one.
         router.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        # Sending to a client that has gone fails (rather than vanishing silently): that frees its place.
+        router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        monitor = router.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         pipe_address = _RESULTS_PIPE.format(uuid.uuid4().hex)
         results = self._context.socket(zmq.PAIR)
         results.bind(pipe_address)
@@ -137,66 +158,82 @@ class Worker:
                 auth.start()
                 auth.configure_curve(domain="*", location=str(self.keys.authorized_dir))
                 self.keys.apply(router)
-            try:
-                router.bind(self.bind)
-            except zmq.ZMQError as exc:
-                raise WorkerBindError(
-                    f"Cannot listen on {self.bind}: {exc}. Choose another --bind address or port."
-                ) from None
-            self.endpoint = router.get(zmq.LAST_ENDPOINT).decode()
+            self._bind(router)
             model_thread.start()
-            log.info(
-                "Worker serving on %s (%s)", self.endpoint, "CurveZMQ keys" if self.keys else "no keys, local only"
-            )
-            poller = zmq.Poller()
-            poller.register(router, zmq.POLLIN)
-            poller.register(results, zmq.POLLIN)
-            while not stop.is_set():
-                events = dict(poller.poll(POLL_MS))
-                if results in events:
-                    self._forward_results(results, router)
-                if router in events:
-                    self._receive(router)
-                self._evict_silent_clients()
+            self._loop(stop, router, results, monitor)
         finally:
-            try:
-                self._jobs.put_nowait((b"", _STOP))
-            except queue.Full:
-                # Stopping: queued requests go unanswered anyway; only this thread adds jobs, so one out makes room.
-                with suppress(queue.Empty):
-                    self._jobs.get_nowait()
-                self._jobs.put_nowait((b"", _STOP))
+            self._inbox.close()
             if model_thread.is_alive():
                 model_thread.join(timeout=5)
-            counters = self.counters
-            if self.endpoint is not None:
-                log.info(
-                    "Worker stopped: %d frames for %d clients; %d stale frames skipped, %d avatars received, "
-                    "%d bad messages dropped",
-                    counters.frames,
-                    counters.clients,
-                    counters.dropped_frames,
-                    counters.avatar_uploads,
-                    counters.rejected_messages,
-                )
-            results.close(linger=0)
-            router.close(linger=0)
+            self._log_summary()
+            router.disable_monitor()
+            for socket in (monitor, results, router):
+                socket.close(linger=0)
             if auth is not None:
                 auth.stop()
 
+    def _bind(self, router: zmq.Socket) -> None:
+        try:
+            router.bind(self.bind)
+        except zmq.ZMQError as exc:
+            raise WorkerBindError(f"Cannot listen on {self.bind}: {exc}. Choose another --bind address or port.") from None
+        self.endpoint = router.get(zmq.LAST_ENDPOINT).decode()
+        log.info("Worker serving on %s (%s)", self.endpoint, "CurveZMQ keys" if self.keys else "no keys, local only")
+
+    def _loop(self, stop: threading.Event, router: zmq.Socket, results: zmq.Socket, monitor: zmq.Socket) -> None:
+        poller = zmq.Poller()
+        for socket in (router, results, monitor):
+            poller.register(socket, zmq.POLLIN)
+        while not stop.is_set():
+            events = dict(poller.poll(POLL_MS))
+            if results in events:
+                self._forward_results(results, router)
+            if router in events:
+                self._receive(router)
+            if monitor in events:
+                self._on_disconnects(monitor)
+            self._probe(router)
+            self._evict_gone_clients(router)
+
+    def _log_summary(self) -> None:
+        counters = self.counters
+        if self.endpoint is not None:
+            log.info(
+                "Worker stopped: %d frames for %d clients; %d stale frames skipped, %d avatars received, "
+                "%d bad messages dropped",
+                counters.frames,
+                counters.clients,
+                counters.dropped_frames,
+                counters.avatar_uploads,
+                counters.rejected_messages,
+            )
+
     # -- socket thread -----------------------------------------------------------------------------------
+
+    def _send(self, router: zmq.Socket, identity: bytes, parts: list[bytes]) -> bool:
+        """Send without ever blocking: a client that does not read loses the message; False if it is not connected."""
+        try:
+            router.send_multipart([identity, *parts], zmq.NOBLOCK)
+        except zmq.Again:
+            self._bad.warning("unread", "Client %s does not read its answers; dropped one", _name(identity))
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EHOSTUNREACH:
+                raise
+            if identity in self._admission:
+                self._unreachable.setdefault(identity, time.monotonic())
+            return False
+        return True
 
     def _forward_results(self, results: zmq.Socket, router: zmq.Socket) -> None:
         while True:
             try:
-                parts = results.recv_multipart(zmq.NOBLOCK)
+                identity, *parts = results.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            # A ROUTER silently discards messages to clients that have gone, so a vanished client costs nothing.
-            router.send_multipart(parts, zmq.NOBLOCK)
+            self._send(router, identity, parts)
 
     def _receive(self, router: zmq.Socket) -> None:
-        for _ in range(MAX_QUEUED):
+        for _ in range(RECEIVE_BATCH):
             try:
                 frames = router.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
@@ -207,60 +244,104 @@ class Worker:
                 # client's reconnect (what was left on it): clients set their identity, so neither is one.
                 log.debug("Ignored a message from a connection without a client identity")
                 continue
+            self._unreachable.pop(identity, None)
             try:
-                message = decode_message([frame.bytes for frame in frames[1:]])
-            except ProtocolError as exc:
-                self._reject(identity, str(exc))
-                continue
-            if not self._admit(identity, frames[0]):
-                router.send_multipart(
-                    [identity, *encode_message("error", message.id, code="busy", message="the worker is full")]
-                )
-                continue
-            if message.type == "hello":
-                router.send_multipart([identity, *encode_message("welcome", message.id)])
-            elif message.type == "ping":
-                router.send_multipart([identity, *encode_message("pong", message.id)])
-            elif message.type in ("avatar", "neutral", "predict"):
-                try:
-                    self._jobs.put_nowait((identity, message))
-                except queue.Full:
-                    router.send_multipart([identity, *self._reject(identity, "the queue is full", message.id)])
+                self._serve_message(router, identity, frames)
+            except Exception as exc:  # noqa: BLE001 - whatever a message does, the socket thread keeps serving
+                self._reject(identity, f"it could not be handled ({type(exc).__name__})", kind="internal error")
+
+    def _serve_message(self, router: zmq.Socket, identity: bytes, frames: list[zmq.Frame]) -> None:
+        try:
+            message = decode_message([frame.bytes for frame in frames[1:]])
+        except ProtocolError as exc:
+            self._reject(identity, str(exc), kind=exc.kind)
+            return
+        known = identity in self._admission
+        refusal = self._admission.check(identity, _peer(frames[0], self.keys is not None), message.type in _REQUESTS)
+        if message.type == "bye":
+            if known and refusal is None:
+                self._forget(identity, "left")
+            return
+        if refusal is not None:
+            code, reason = refusal
+            if code == "busy":
+                self._refuse(identity, frames[0], reason)
+                self._send(router, identity, encode_message("error", message.id, code=code, message=reason))
             else:
-                reason = f"{message.type} is not a request"
-                router.send_multipart([identity, *self._reject(identity, reason, message.id)])
-
-    def _admit(self, identity: bytes, frame: zmq.Frame) -> bool:
-        """Note that `identity` was heard from now; False for a new client while MAX_CLIENTS are served."""
-        now = time.monotonic()
-        if identity not in self._last_seen:
-            if len(self._last_seen) >= MAX_CLIENTS:
-                if identity not in self._refused:
-                    log.warning("Refused client %s: already serving %d clients", identity.hex(), MAX_CLIENTS)
-                self._refused[identity] = now
-                return False
+                self._send(router, identity, self._reject(identity, reason, message.id, kind="identity"))
+            return
+        if not known and identity in self._admission:
             self._refused.pop(identity, None)
-            log.info("Client %s connected from %s", identity.hex(), _peer_address(frame))
-        self._last_seen[identity] = now
-        return True
+            log.info("Client %s connected from %s", _name(identity), _peer_address(frames[0]))
+        if message.type == "hello":
+            self._send(router, identity, encode_message("welcome", message.id))
+        elif message.type == "ping":
+            self._send(router, identity, encode_message("pong", message.id))
+        elif message.type in _REQUESTS:
+            self._file(router, identity, message)
+        else:
+            reason = f"{message.type} is not a request"
+            self._send(router, identity, self._reject(identity, reason, message.id, kind="not a request"))
 
-    def _reject(self, identity: bytes, reason: str, request_id: int = 0) -> list[bytes]:
-        """Count and log a message the worker will not serve; returns the error answer to it."""
+    def _file(self, router: zmq.Socket, identity: bytes, message: Message) -> None:
+        """Hand a request to the model thread; a frame it replaces is answered `dropped` now."""
+        accepted, replaced = self._inbox.put(identity, message)
+        if not accepted:
+            self._send(router, identity, self._reject(identity, "the queue is full", message.id, kind="quota"))
+        elif replaced is not None:
+            self.counters.dropped_frames += 1
+            self._send(router, identity, encode_message("dropped", replaced.id))
+
+    def _refuse(self, identity: bytes, frame: zmq.Frame, reason: str) -> None:
+        """Log a client turned away for want of a place: once per client while it keeps asking."""
+        now = time.monotonic()
+        if identity not in self._refused and len(self._refused) < REFUSALS_REMEMBERED:
+            self._bad.warning("refused", "Refused client %s from %s: %s", _name(identity), _peer_address(frame), reason)
+        if identity in self._refused or len(self._refused) < REFUSALS_REMEMBERED:
+            self._refused[identity] = now
+
+    def _reject(self, identity: bytes, reason: str, request_id: int = 0, kind: str = "invalid") -> list[bytes]:
+        """Count and log (rate-limited per kind) a message the worker will not serve; returns the error answer."""
         self.counters.rejected_messages += 1
-        log.warning("Dropped a message from client %s: %s", identity.hex(), reason)
-        return encode_message("error", request_id, code="rejected", message=reason)
+        self._bad.warning(kind, "Dropped a message from client %s: %s", _name(identity), reason)
+        return encode_message("error", request_id, code="rejected", message=reason[:200])
 
-    def _evict_silent_clients(self) -> None:
-        deadline = time.monotonic() - self.client_timeout
+    def _on_disconnects(self, monitor: zmq.Socket) -> None:
+        while monitor.poll(0):
+            recv_monitor_message(monitor)
+        # Probes already due are kept: a stream of connections that drop must not postpone them for ever.
+        if not self._probes:
+            now = time.monotonic()
+            self._probes = [now + delay for delay in PROBE_DELAYS]
+
+    def _probe(self, router: zmq.Socket) -> None:
+        """After a lost connection, find whose it was: sending to a client that has gone fails at once."""
+        if not self._probes or self._probes[0] > time.monotonic():
+            return
+        self._probes.pop(0)
+        for identity in self._admission.identities():
+            self._send(router, identity, encode_message("pong", 0))
+
+    def _evict_gone_clients(self, router: zmq.Socket) -> None:
+        """Forget clients silent for `client_timeout`, and disconnected ones that did not come back in time."""
+        now = time.monotonic()
+        deadline = now - self.client_timeout
         self._refused = {identity: seen for identity, seen in self._refused.items() if seen >= deadline}
-        for identity, seen in list(self._last_seen.items()):
-            if seen < deadline:
-                try:
-                    self._jobs.put_nowait((identity, _EVICT))
-                except queue.Full:
-                    return  # the model thread is behind: forget the client on a later round
-                del self._last_seen[identity]
-                log.info("Client %s went silent; forgetting it", identity.hex())
+        for identity in self._admission.silent_since(deadline):
+            self._forget(identity, "went silent")
+        for identity, since in list(self._unreachable.items()):
+            if now - since < RECONNECT_GRACE:
+                continue
+            del self._unreachable[identity]
+            if not self._send(router, identity, encode_message("pong", 0)):
+                self._unreachable.pop(identity, None)
+                self._forget(identity, "disconnected")
+
+    def _forget(self, identity: bytes, why: str) -> None:
+        self._unreachable.pop(identity, None)
+        if self._admission.remove(identity):
+            self._inbox.forget(identity)
+            log.info("Client %s %s; forgetting it", _name(identity), why)
 
     # -- model thread ------------------------------------------------------------------------------------
 
@@ -269,23 +350,13 @@ class Worker:
         replies.connect(pipe_address)
         try:
             while True:
-                batch = [self._jobs.get()]
-                while True:
-                    try:
-                        batch.append(self._jobs.get_nowait())
-                    except queue.Empty:
-                        break
-                newest = {
-                    identity: i
-                    for i, (identity, job) in enumerate(batch)
-                    if isinstance(job, Message) and job.type == "predict"
-                }
-                if any(job == _STOP for _, job in batch):
+                batch, forgotten, closed = self._inbox.take()
+                if closed:
                     return
+                for identity in forgotten:
+                    self._clients.pop(identity, None)
+                newest = {identity: i for i, (identity, job) in enumerate(batch) if job.type == "predict"}
                 for i, (identity, job) in enumerate(batch):
-                    if job == _EVICT:
-                        self._clients.pop(identity, None)
-                        continue
                     reply = self._handle(identity, job, stale=newest.get(identity, i) != i)
                     # Fails only once serve() has stopped waiting for this thread: nobody is left to answer.
                     with suppress(zmq.Again):
@@ -307,10 +378,10 @@ class Worker:
                 return encode_message("neutral_ok", message.id, seq=state.neutral)
             return self._predict(state, message, stale)
         except ProtocolError as exc:
-            return self._reject(identity, str(exc), message.id)
+            return self._reject(identity, str(exc), message.id, kind=exc.kind)
         except Exception:  # a failing model call must not stop the service for every client
             # The details (paths, internals) stay in this log; the client learns only that it failed.
-            log.exception("Request %s of client %s failed", message.type, identity.hex())
+            log.exception("Request %s of client %s failed", message.type, _name(identity))
             return encode_message("error", message.id, code="failed", message="the worker failed; see its log")
 
     def _set_avatar(self, state: ClientState, message: Message) -> list[bytes]:
@@ -318,7 +389,7 @@ class Worker:
         if message.payload is not None:
             image = message.frame()
             if content_key(image) != key:
-                raise ProtocolError("avatar image does not match its hash")
+                raise ProtocolError("avatar image does not match its hash", "avatar hash")
             self._avatars[key] = image
             self.counters.avatar_uploads += 1
             log.info("Received avatar %s (%d bytes)", key[:12], len(message.payload))
@@ -370,3 +441,17 @@ def _peer_address(frame: zmq.Frame) -> str:
         return frame.get("Peer-Address")
     except zmq.ZMQError:
         return "an unknown address"
+
+
+def _peer(frame: zmq.Frame, keyed: bool) -> str:
+    """Who sent a message, as far as places go: its CurveZMQ key with keys, else its address."""
+    if keyed:
+        with suppress(zmq.ZMQError):
+            return f"key {frame.get('User-Id')}"
+    return f"address {_peer_address(frame)}"
+
+
+def _name(identity: bytes) -> str:
+    """A client identity for the log: hex, and short (a peer may choose up to 255 bytes)."""
+    text = identity.hex()
+    return text if len(text) <= 40 else text[:40] + "..."

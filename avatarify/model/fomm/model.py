@@ -1,7 +1,6 @@
 """Building the FOMM networks from a config file and loading published checkpoints strictly."""
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -10,7 +9,7 @@ import torch
 import yaml
 
 from ...core.errors import CheckpointError
-from ..checkpoint import load_state_strictly
+from ..checkpoint import load_state_strictly, read_weights
 from .generator import OcclusionAwareGenerator
 from .keypoints import KPDetector
 
@@ -54,24 +53,7 @@ def build_networks(model_params: Mapping[str, Any], align_corners: bool = True) 
 def read_checkpoint(checkpoint_path: str | Path) -> dict[str, dict[str, torch.Tensor]]:
     """The `generator` and `kp_detector` state dicts of a checkpoint, loaded without executing code."""
     path = Path(checkpoint_path)
-    if not path.is_file():
-        raise CheckpointError(f"Checkpoint {path} does not exist.")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"Checkpoint {path} is empty; download it again.")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        # torch names the offending global when a pickle would import code; other unpickling
-        # failures are plain corruption.
-        if "Unsupported global" in str(exc):
-            raise CheckpointError(
-                f"Refused to load {path}: it contains code, not plain weights. Use the published FOMM checkpoint."
-            ) from exc
-        raise CheckpointError(f"Checkpoint {path} is corrupt or truncated; download it again.") from exc
-    except PermissionError as exc:
-        raise CheckpointError(f"Cannot read checkpoint {path}: {exc.strerror}.") from exc
-    except Exception as exc:  # noqa: BLE001 - a corrupt file can surface as almost any exception from the unpickler
-        raise CheckpointError(f"Checkpoint {path} is corrupt, truncated or not a checkpoint; download it again.") from exc
+    data = read_weights(path, "Use the published FOMM checkpoint; download it again with `avatarify weights download`.")
     if not isinstance(data, dict) or not all(isinstance(data.get(part), Mapping) for part in CHECKPOINT_PARTS):
         raise CheckpointError(f"{path} is not a FOMM checkpoint: it needs 'generator' and 'kp_detector' state dicts.")
     return {part: data[part] for part in CHECKPOINT_PARTS}
