@@ -7,10 +7,10 @@ out (the last avatar frame, unless the user chose to show the camera).
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from .connection import CLOSED, CONNECTED, REFUSED, UNREACHABLE, WorkerAddressEr
 from .keys import ClientKeys, load_client_keys
 from .options import RemoteOptions
 from .protocol import DEFAULT_JPEG_QUALITY, ENCODINGS, Message, encode_image, encode_message
+from .requests import Request, Requests
 from .stats import RemoteStats, StatsWindow
 
 log = logging.getLogger(__name__)
@@ -50,14 +51,6 @@ class WorkerRefusedError(AvatarifyError):
 
 class WorkerLostError(EngineUnavailable):
     """In strict mode: the worker did not animate a frame (gone, or too slow)."""
-
-
-@dataclass
-class _Request:
-    sent_at: float
-    parts: list[bytes]
-    avatar: str
-    replayed: bool = False
 
 
 class RemotePredictor:
@@ -95,16 +88,14 @@ class RemotePredictor:
         )
         self._cond = threading.Condition()
         self._stats = StatsWindow()
-        self._last_id = 0
+        self._ids = itertools.count(1)
         self._avatar: np.ndarray | None = None
         self._avatar_key: str | None = None
         self._uploading: str | None = None
         self._neutral_seq = 0
         self._neutral_frame: np.ndarray | None = None
         self._calibrate_pending = True
-        self._in_flight: dict[int, _Request] = {}
-        self._newest: np.ndarray | None = None
-        self._newest_id = 0
+        self._requests = Requests()
         self._connection = WorkerConnection(address, self, self._cond, keys, **connection_options)
 
     # -- the AvatarPredictor interface --------------------------------------------------------------------
@@ -115,14 +106,10 @@ class RemotePredictor:
         return self._avatar
 
     @property
-    def device(self) -> str:
-        return f"remote {self.address}"
-
-    @property
     def device_name(self) -> str:
         """Where the model runs, with the connection state when the worker is not serving this client."""
         state = self.state
-        return self.device if state == CONNECTED else f"{self.device} ({state})"
+        return f"remote {self.address}" + ("" if state == CONNECTED else f" ({state})")
 
     def set_avatar(self, image: np.ndarray) -> None:
         """Make `image` the avatar; the worker receives it only if it does not already know its content."""
@@ -131,7 +118,7 @@ class RemotePredictor:
         with self._cond:
             self._avatar, self._avatar_key = prepared, key
             if self.state == CONNECTED:
-                self._connection.push(encode_message("avatar", self._new_id(), hash=key))
+                self._connection.push(encode_message("avatar", next(self._ids), hash=key))
 
     def calibrate(self) -> None:
         """Take the next driving frame as the neutral pose."""
@@ -160,24 +147,24 @@ class RemotePredictor:
                 raise RuntimeError("No avatar set; call set_avatar() first.")
             if self.state != CONNECTED:
                 raise self._unavailable(self.state)
-            if not self.strict and len(self._in_flight) >= MAX_IN_FLIGHT:
+            if not self.strict and len(self._requests) >= MAX_IN_FLIGHT:
                 # The link or the worker is behind: skip this frame rather than queue it up.
                 self._stats.dropped += 1
-                target = min(self._in_flight)
+                target = self._requests.oldest()
             else:
                 target = self._send_frame(prepared)
             deadline = time.monotonic() + self.frame_timeout
-            while self.state == CONNECTED and self._newest_id < target and target in self._in_flight:
+            while self.state == CONNECTED and self._requests.waiting_for(target):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 self._cond.wait(remaining)
-            if self.strict and self._newest_id != target:
+            if self.strict and self._requests.newest_id != target:
                 why = f"no result within {self.frame_timeout:g} s" if self.state == CONNECTED else self.state
                 raise self._unavailable(why)
-            if self.state != CONNECTED or self._newest is None:
+            if self.state != CONNECTED or self._requests.newest is None:
                 raise self._unavailable(self.state if self.state != CONNECTED else "no result yet")
-            return self._newest.copy()
+            return self._requests.newest.copy()
 
     def close(self) -> None:
         """Stop the connection's thread and close its sockets."""
@@ -212,10 +199,6 @@ class RemotePredictor:
 
     # -- caller side (holding self._cond) -----------------------------------------------------------------
 
-    def _new_id(self) -> int:
-        self._last_id += 1
-        return self._last_id
-
     def _unavailable(self, why: str) -> EngineUnavailable:
         if self.strict:
             return WorkerLostError(
@@ -228,7 +211,7 @@ class RemotePredictor:
     def _neutral_message(self) -> list[bytes]:
         assert self._neutral_frame is not None
         payload = encode_image(self._neutral_frame, self.encoding, self.jpeg_quality)
-        return encode_message("neutral", self._new_id(), payload, seq=self._neutral_seq, enc=self.encoding)
+        return encode_message("neutral", next(self._ids), payload, seq=self._neutral_seq, enc=self.encoding)
 
     def _send_frame(self, prepared: np.ndarray) -> int:
         calibrate = self._calibrate_pending
@@ -237,7 +220,7 @@ class RemotePredictor:
             self._neutral_seq += 1
             self._neutral_frame = prepared
         motion = self.motion
-        request_id = self._new_id()
+        request_id = next(self._ids)
         parts = encode_message(
             "predict",
             request_id,
@@ -251,9 +234,9 @@ class RemotePredictor:
             adapt_movement_scale=bool(motion.adapt_movement_scale),
             motion_strength=float(motion.motion_strength),
         )
-        self._in_flight[request_id] = _Request(time.monotonic(), parts, self._avatar_key or "")
+        self._requests.add(request_id, Request(time.monotonic(), parts, self._avatar_key or ""))
         if not self._connection.push(parts, request_id):
-            del self._in_flight[request_id]
+            self._requests.drop(request_id)
         return request_id
 
     # -- connection callbacks (its thread, holding self._cond) --------------------------------------------
@@ -261,24 +244,20 @@ class RemotePredictor:
     def on_connected(self) -> None:
         # A restarted worker knows nothing of this client: restore the avatar and the neutral pose.
         if self._avatar_key is not None:
-            self._connection.send(encode_message("avatar", self._new_id(), hash=self._avatar_key))
+            self._connection.send(encode_message("avatar", next(self._ids), hash=self._avatar_key))
         if self._neutral_frame is not None:
             self._connection.send(self._neutral_message())
 
     def on_reset(self) -> None:
-        self._in_flight.clear()
+        self._requests.clear()
         self._uploading = None
-        self._newest = None
 
     def on_unsent(self, request_id: int) -> None:
-        self._in_flight.pop(request_id, None)
+        self._requests.drop(request_id)
         self._cond.notify_all()
 
     def on_heartbeat(self, now: float) -> None:
-        expired = [i for i, r in self._in_flight.items() if now - r.sent_at > 3 * self.frame_timeout]
-        for request_id in expired:
-            del self._in_flight[request_id]
-        if expired:
+        if self._requests.expire(now, 3 * self.frame_timeout):
             self._cond.notify_all()
 
     def on_message(self, message: Message, size: int) -> None:
@@ -291,23 +270,19 @@ class RemotePredictor:
         elif message.type == "result":
             self._on_result(message, size)
         elif message.type == "dropped":
-            if self._in_flight.pop(message.id, None) is not None:
+            if self._requests.drop(message.id):
                 self._stats.dropped += 1
                 self._cond.notify_all()
         elif message.type == "error":
             self._on_error(message.id, header["code"], header["message"])
 
     def _on_result(self, message: Message, size: int) -> None:
-        request = self._in_flight.get(message.id)
-        if request is None or message.id <= self._newest_id:
+        if not self._requests.is_fresh(message.id):
             return
         # A result that is not a proper frame raises ProtocolError here (the connection logs and drops it); the
         # request keeps waiting for a proper one until it times out.
         frame = message.frame()
-        del self._in_flight[message.id]
-        for older in [i for i in self._in_flight if i < message.id]:
-            del self._in_flight[older]
-        self._newest, self._newest_id = frame, message.id
+        request = self._requests.accept(message.id, frame)
         round_trip = (time.monotonic() - request.sent_at) * 1000.0
         self._stats.add_frame(round_trip, float(message.header["model_ms"]), len(request.parts[-1]) + size)
         self._cond.notify_all()
@@ -320,7 +295,7 @@ class RemotePredictor:
                 "Close another client or try again later."
             )
             return
-        request = self._in_flight.get(request_id)
+        request = self._requests.get(request_id)
         if request is not None and code in ("need_avatar", "need_neutral") and not request.replayed:
             if request.avatar == self._avatar_key:
                 # The worker lost or never had this client's state (restart, eviction): restore it, then retry.
@@ -335,14 +310,14 @@ class RemotePredictor:
             # Even the upload made for this request did not reach the worker: the next frame uploads again.
             self._uploading = None
         log.warning("The worker at %s could not serve a request: %s (%s)", self.address, text, code)
-        self._in_flight.pop(request_id, None)
+        self._requests.drop(request_id)
         self._cond.notify_all()
 
     def _upload(self) -> None:
         if self._avatar is None or self._uploading == self._avatar_key:
             return
         payload = encode_image(self._avatar, "raw")
-        if self._connection.send(encode_message("avatar", self._new_id(), payload, hash=self._avatar_key, enc="raw")):
+        if self._connection.send(encode_message("avatar", next(self._ids), payload, hash=self._avatar_key, enc="raw")):
             self._uploading = self._avatar_key
             self._stats.uploads += 1
             log.info("Sent the avatar to the worker (%d bytes)", len(payload))
