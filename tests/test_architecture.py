@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "avatarify"
 # Bottom to top; a layer may import the layers below it and itself, never one above.

@@ -127,7 +127,7 @@ def served(address: str, seed: int = 99, **options) -> np.ndarray:
 
 
 def header(**fields) -> bytes:
-    base = {"v": 1, "type": "ping", "id": 1}
+    base = {"v": 2, "type": "ping", "id": 1}
     base.update(fields)
     return json.dumps(base).encode()
 
@@ -139,26 +139,26 @@ BIG = "9" * 400
 HOSTILE_HEADERS = {
     "nested arrays": b"[" * (MAX_HEADER_BYTES - 1),
     "nested objects": b'{"a":' * 800,
-    "nested value": b'{"v": 1, "type": "ping", "id": 1, "x": ' + b"[" * 3000 + b"]" * 3000 + b"}",
-    "nested after a string": b'{"v": 1, "type": "ping", "id": 1, "x": "[[[", "y": ' + b"[" * 2000 + b"}",
+    "nested value": b'{"v": 2, "type": "ping", "id": 1, "x": ' + b"[" * 3000 + b"]" * 3000 + b"}",
+    "nested after a string": b'{"v": 2, "type": "ping", "id": 1, "x": "[[[", "y": ' + b"[" * 2000 + b"}",
     "400-digit motion strength": header(**PREDICT).replace(b'"motion_strength": 1.0', f'"motion_strength": {BIG}'.encode()),
     "400-digit id": header().replace(b'"id": 1', f'"id": {BIG}'.encode()),
     "400-digit quality": header(**PREDICT).replace(b'"quality": 90', f'"quality": {BIG}'.encode()),
-    "400-digit seq": b'{"v": 1, "type": "neutral_ok", "id": 1, "seq": ' + BIG.encode() + b"}",
+    "400-digit seq": b'{"v": 2, "type": "neutral_ok", "id": 1, "seq": ' + BIG.encode() + b"}",
     "400-digit version": b'{"v": ' + BIG.encode() + b', "type": "ping", "id": 1}',
     "float overflow": header(**PREDICT).replace(b'"motion_strength": 1.0', b'"motion_strength": 1e400'),
     "long float": header(**PREDICT).replace(b'"motion_strength": 1.0', b'"motion_strength": 1.' + b"0" * 3000),
     "NaN": header(**PREDICT).replace(b'"motion_strength": 1.0', b'"motion_strength": NaN'),
     "Infinity": header(**PREDICT).replace(b'"motion_strength": 1.0', b'"motion_strength": Infinity'),
-    "-Infinity": b'{"v": 1, "type": "result", "id": 1, "model_ms": -Infinity, "enc": "raw"}',
+    "-Infinity": b'{"v": 2, "type": "result", "id": 1, "model_ms": -Infinity, "enc": "raw"}',
     "motion strength out of range": header(**{**PREDICT, "motion_strength": 1e300}),
     "negative id": header(id=-1),
     "id beyond 64 bits": header(id=2**64),
     "id as float": header(id=1.5),
     "id as bool": header(id=True),
-    "model time negative": b'{"v": 1, "type": "result", "id": 1, "model_ms": -5, "enc": "raw"}',
-    "invalid UTF-8": b'{"v": 1, "type": "ping", "id": 1, "x": "\xff\xfe"}',
-    "lone surrogate hash": b'{"v": 1, "type": "avatar", "id": 1, "hash": "\\ud800"}',
+    "model time negative": b'{"v": 2, "type": "result", "id": 1, "model_ms": -5, "enc": "raw"}',
+    "invalid UTF-8": b'{"v": 2, "type": "ping", "id": 1, "x": "\xff\xfe"}',
+    "lone surrogate hash": b'{"v": 2, "type": "avatar", "id": 1, "hash": "\\ud800"}',
     "hash not hex": header(type="avatar", hash="../../etc/passwd"),
     "hash too long": header(type="avatar", hash="a" * 65),
     "error text with a newline": header(type="error", code="failed", message="line one\nFAKE: line two"),
@@ -166,7 +166,7 @@ HOSTILE_HEADERS = {
     "error text too long": header(type="error", code="failed", message="x" * 1000),
     "error code not a word": header(type="error", code="Busy!", message="x"),
     "type not a string": header(type=["ping"]),
-    "version as string": header(v="1"),
+    "version as string": header(v="2"),
     "not an object": b"[1, 2, 3]",
     "empty": b"",
     "only whitespace": b"   ",
@@ -279,7 +279,7 @@ class HostileWorker(threading.Thread):
 
     def answer(self, message) -> list[list[bytes]]:
         if message.type == "hello":
-            return [encode_message("welcome", message.id)]
+            return [encode_message("welcome", message.id, size=256)]
         if message.type == "ping":
             return [encode_message("pong", message.id)]
         if message.type == "avatar":
@@ -294,13 +294,13 @@ class HostileWorker(threading.Thread):
 
 def hostile_replies() -> list[list[bytes]]:
     forged = forged_jpegs()
-    result = b'{"v": 1, "type": "result", "id": 0, "model_ms": 1.0, "enc": "jpeg"}'
+    result = b'{"v": 2, "type": "result", "id": 0, "model_ms": 1.0, "enc": "jpeg"}'
     replies = [[raw] for raw in HOSTILE_HEADERS.values()]
     replies += [[result, forged[name]] for name in ("progressive claiming 30000x30000", "128x128", "PNG declared as JPEG")]
     replies += [
-        [b'{"v": 1, "type": "result", "id": 0, "model_ms": 1.0, "enc": "raw"}', b"\0" * 1000],
-        [b'{"v": 1, "type": "result", "id": 0, "model_ms": 1.0, "enc": "pickle"}', b"\x80\x04."],
-        [b'{"v": 1, "type": "result", "id": 0, "model_ms": 1.0, "enc": "raw"}', b"", b""],
+        [b'{"v": 2, "type": "result", "id": 0, "model_ms": 1.0, "enc": "raw"}', b"\0" * 1000],
+        [b'{"v": 2, "type": "result", "id": 0, "model_ms": 1.0, "enc": "pickle"}', b"\x80\x04."],
+        [b'{"v": 2, "type": "result", "id": 0, "model_ms": 1.0, "enc": "raw"}', b"", b""],
     ]
     return replies
 

@@ -61,7 +61,7 @@ def test_jpeg_frames_are_smaller_and_close(frame):
 def test_header_is_plain_json():
     parts = encode_message("avatar_ok", 3, hash="cafe", known=True)
     assert len(parts) == 1
-    assert json.loads(parts[0]) == {"v": 1, "type": "avatar_ok", "id": 3, "hash": "cafe", "known": True}
+    assert json.loads(parts[0]) == {"v": 2, "type": "avatar_ok", "id": 3, "hash": "cafe", "known": True}
 
 
 @pytest.mark.parametrize(
@@ -72,17 +72,17 @@ def test_header_is_plain_json():
         ([b"\xff\xfe\x00garbage"], "not JSON"),
         ([b"[1, 2, 3]"], "not a JSON object"),
         ([b'{"v": 99, "type": "ping", "id": 1}'], "protocol version 99"),
-        ([b'{"v": 1, "type": "launch", "id": 1}'], "unknown message type 'launch'"),
-        ([b'{"v": 1, "type": "ping"}'], "invalid 'id'"),
-        ([b'{"v": 1, "type": "ping", "id": true}'], "invalid 'id'"),
-        ([b'{"v": 1, "type": "neutral", "id": 1, "seq": "one", "enc": "raw"}', b"x"], "invalid 'seq'"),
-        ([b'{"v": 1, "type": "neutral", "id": 1, "seq": 1}'], "without a payload"),
-        ([b'{"v": 1, "type": "ping", "id": 1}', b"x"], "with a payload"),
-        ([b'{"v": 1, "type": "neutral", "id": 1, "seq": 1, "enc": "pickle"}', b"x"], "encoding 'pickle'"),
-        ([b'{"v": 1, "type": "avatar", "id": 1, "hash": "ab", "enc": "jpeg"}', b"x"], "encoding 'jpeg'"),
-        ([b'{"v": 1, "type": "ping", "id": 1, "pad": "' + b"x" * MAX_HEADER_BYTES + b'"}'], "oversized header"),
+        ([b'{"v": 2, "type": "launch", "id": 1}'], "unknown message type 'launch'"),
+        ([b'{"v": 2, "type": "ping"}'], "invalid 'id'"),
+        ([b'{"v": 2, "type": "ping", "id": true}'], "invalid 'id'"),
+        ([b'{"v": 2, "type": "neutral", "id": 1, "seq": "one", "enc": "raw"}', b"x"], "invalid 'seq'"),
+        ([b'{"v": 2, "type": "neutral", "id": 1, "seq": 1}'], "without a payload"),
+        ([b'{"v": 2, "type": "ping", "id": 1}', b"x"], "with a payload"),
+        ([b'{"v": 2, "type": "neutral", "id": 1, "seq": 1, "enc": "pickle"}', b"x"], "encoding 'pickle'"),
+        ([b'{"v": 2, "type": "avatar", "id": 1, "hash": "ab", "enc": "jpeg"}', b"x"], "encoding 'jpeg'"),
+        ([b'{"v": 2, "type": "ping", "id": 1, "pad": "' + b"x" * MAX_HEADER_BYTES + b'"}'], "oversized header"),
         (
-            [b'{"v": 1, "type": "neutral", "id": 1, "seq": 1, "enc": "raw"}', bytes(MAX_PAYLOAD_BYTES + 1)],
+            [b'{"v": 2, "type": "neutral", "id": 1, "seq": 1, "enc": "raw"}', bytes(MAX_PAYLOAD_BYTES + 1)],
             "oversized payload",
         ),
     ],
@@ -122,3 +122,19 @@ def test_encoder_refuses_wrong_frames(frame):
         encode_image(frame[:100], "raw")
     with pytest.raises(ValueError, match="unknown image encoding"):
         encode_image(frame, "png")
+
+
+def test_results_have_the_side_the_worker_announced() -> None:
+    from avatarify.remote.protocol import decode_image, encode_image
+
+    large = np.random.default_rng(0).integers(0, 256, (512, 512, 3), dtype=np.uint8)
+    for encoding in ("raw", "jpeg"):
+        payload = encode_image(large, encoding)
+        assert decode_image(encoding, payload, 512).shape == (512, 512, 3)
+        with pytest.raises(ProtocolError, match="512|bytes"):
+            decode_image(encoding, payload)  # a 256x256 frame was agreed: refused before decoding
+    welcome = decode_message(encode_message("welcome", 1, size=512))
+    assert welcome.header["size"] == 512
+    for size in (0, 300, 4096, "512", True):
+        with pytest.raises(ProtocolError, match="size"):
+            decode_message(encode_message("welcome", 1, size=size))

@@ -292,10 +292,10 @@ def test_garbage_and_oversized_messages_are_dropped(shared_worker, small_model, 
     frame = prepare_frame(frames[0])
     bad = [
         ([b"\xff\xfe\x00 garbage"], "header is not JSON"),
-        ([b'{"v": 1, "type": "reboot", "id": 1}'], "unknown message type 'reboot'"),
-        ([b'{"v": 1, "type": "ping", "id": 1}', b"", b""], "3 message parts"),
+        ([b'{"v": 2, "type": "reboot", "id": 1}'], "unknown message type 'reboot'"),
+        ([b'{"v": 2, "type": "ping", "id": 1}', b"", b""], "3 message parts"),
         (encode_message("neutral", 2, bytes(1000), seq=1, enc="raw"), "raw image of 1000 bytes"),
-        (encode_message("neutral", 3, bytes(600 * 1024), seq=1, enc="raw"), "oversized payload"),
+        (encode_message("neutral", 3, bytes(1200 * 1024), seq=1, enc="raw"), "oversized payload"),
         (encode_message("avatar", 4, encode_image(frame, "raw"), hash="0" * 32, enc="raw"), "does not match its hash"),
         (encode_message("result", 5, encode_image(frame, "raw"), model_ms=1.0, enc="raw"), "result is not a request"),
     ]
@@ -306,7 +306,7 @@ def test_garbage_and_oversized_messages_are_dropped(shared_worker, small_model, 
     for _, reason in bad:
         assert reason in log
     # A single part over the transport limit makes ZeroMQ drop that connection, unread.
-    rogue.send_multipart([b'{"v": 1, "type": "ping", "id": 9}', bytes(4 * 1024 * 1024)])
+    rogue.send_multipart([b'{"v": 2, "type": "ping", "id": 9}', bytes(4 * 1024 * 1024)])
     rogue.close()
 
     local = Predictor(small_model)
@@ -635,7 +635,7 @@ class LosingWorker(threading.Thread):
     def answer(self, message) -> list[bytes]:
         known = self.uploads > 1
         if message.type == "hello":
-            return encode_message("welcome", message.id)
+            return encode_message("welcome", message.id, size=256)
         if message.type == "ping":
             return encode_message("pong", message.id)
         if message.type == "avatar" and message.payload is not None:

@@ -22,8 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--avatar", metavar="NAME|FILE", help="the avatar to drive first: a gallery name or a picture")
     parser.add_argument("--settings", type=Path, metavar="FILE", help="settings file (default: in your config folder)")
     add_model_arguments(parser)
-    # "Not given" rather than "auto", so that the device saved in the settings applies.
-    parser.set_defaults(func=run, device=None)
+    # "Not given" rather than defaults, so that the engine and device saved in the settings apply.
+    parser.set_defaults(func=run, device=None, engine=None)
 
 
 def run(args: argparse.Namespace) -> int:

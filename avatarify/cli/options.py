@@ -9,7 +9,8 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from ..model.loader import ENGINES, PRECISIONS, ModelOptions
+from ..core.settings import ENGINES
+from ..model.loader import PRECISIONS, ModelOptions
 
 if TYPE_CHECKING:
     from ..remote.options import RemoteOptions
@@ -101,6 +102,6 @@ def session_options(args: argparse.Namespace, **choices: object) -> SessionOptio
     from ..session.options import SessionOptions
 
     return SessionOptions(
-        checkpoint=args.checkpoint, config=args.config, device=args.device, precision=args.precision,
-        remote=remote_options(args), **choices,
+        engine=args.engine, checkpoint=args.checkpoint, config=args.config, device=args.device,
+        precision=args.precision, remote=remote_options(args), **choices,
     )  # fmt: skip

@@ -5,7 +5,7 @@ import argparse
 import re
 from pathlib import Path
 
-from ..model.loader import ENGINES
+from ..core.settings import ENGINES
 from ..model.weights import CHECKPOINT_MD5, CHECKPOINT_NAME, WEIGHTS_URL_ENV
 
 ENGINE_HELP = "fomm (vox-adv-cpk.pth.tar, the default) or liveportrait (its five files from the Hugging Face hub)"

@@ -85,7 +85,7 @@ def run_worker(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())  # stop cleanly under service managers
     worker = Worker(
         factory, bind=args.bind, keys=keys, client_timeout=args.client_timeout,
-        max_clients_per_peer=args.max_clients_per_peer,
+        max_clients_per_peer=args.max_clients_per_peer, output_size=factory.output_size,
     )
     worker.serve(stop)
     return 0

@@ -21,6 +21,8 @@ MAX_MOTION_STRENGTH = 3.0
 MIN_CAMERA_SIDE = 16
 MAX_CAMERA_SIDE = 7680
 MAX_TEXT_LENGTH = 4096
+# The model families: FOMM (the default, light enough for a CPU) and LivePortrait (512x512, for GPUs).
+ENGINES = ("fomm", "liveportrait")
 
 # Fields that live only for this session (hotkey toggles, the crop being adjusted); the rest is saved.
 _SESSION_ONLY = {"metadata": {"persist": False}}
@@ -44,6 +46,7 @@ class Settings:
     relative: bool = True
     adapt_scale: bool = True
     motion_strength: float = 1.0
+    engine: str = "fomm"
     model_device: str = "auto"
     checkpoint: str = ""  # a checkpoint that loaded; empty: the usual lookup (see `avatarify weights`)
     avatar: str = ""  # name of the avatar driven last
@@ -67,6 +70,7 @@ class Settings:
             motion_strength=_clamp(self.motion_strength, 0.0, MAX_MOTION_STRENGTH, 1.0),
             crop_zoom=_clamp(self.crop_zoom, MIN_CROP_ZOOM, MAX_CROP_ZOOM, 1.0),
             crop_offset=tuple(_clamp(v, -MAX_CROP_OFFSET, MAX_CROP_OFFSET, 0.0) for v in self.crop_offset),
+            engine=self.engine if self.engine in ENGINES else "fomm",
         )
 
 

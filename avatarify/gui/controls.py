@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PyQt5.QtCore import Qt
-from PyQt5.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSlider, QWidget
+from PyQt5.QtCore import Qt, pyqtSignal
+from PyQt5.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QWidget
 
-from ..core.settings import Settings
+from ..core.settings import ENGINES, Settings
 from .camera_picker import CameraPicker
 from .hotkeys import tooltip
 
@@ -17,6 +17,26 @@ TOGGLE_BUTTONS = {
     "landmarks": ("Landmarks", "show_landmarks"),
     "mirror_preview": ("Mirror", "mirror_preview"),
 }
+
+
+ENGINE_LABELS = {"fomm": "FOMM", "liveportrait": "LivePortrait"}
+
+
+class EnginePicker(QComboBox):
+    """The model family: FOMM (light, runs on a CPU) or LivePortrait (the best picture, wants a GPU)."""
+
+    chosen = pyqtSignal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        for engine in ENGINES:
+            self.addItem(ENGINE_LABELS[engine], engine)
+        self.setFocusPolicy(Qt.NoFocus)
+        self.setToolTip("The engine: FOMM runs on any computer; LivePortrait gives the best picture and wants a GPU")
+        self.activated.connect(lambda index: self.chosen.emit(self.itemData(index)))
+
+    def show_engine(self, engine: str) -> None:
+        self.setCurrentIndex(max(0, self.findData(engine)))
 
 
 class ControlBar(QWidget):
@@ -48,6 +68,7 @@ class ControlBar(QWidget):
         self.opacity.valueChanged.connect(lambda value: set_opacity(value / 100))
         self.camera = CameraPicker(self)
         self.camera.setFocusPolicy(Qt.NoFocus)
+        self.engine = EnginePicker(self)
         self.vcam = QPushButton("Virtual camera", self)
         self.vcam.setObjectName("vcamSwitch")
         self.vcam.setCheckable(True)
@@ -67,6 +88,7 @@ class ControlBar(QWidget):
         row.addWidget(self.toggles["landmarks"])
         row.addWidget(self.toggles["mirror_preview"])
         row.addStretch(1)
+        row.addWidget(self.engine)
         row.addWidget(self.camera)
         row.addWidget(self.vcam)
         row.addWidget(self.settings)
@@ -86,6 +108,7 @@ class ControlBar(QWidget):
         self.opacity.blockSignals(True)
         self.opacity.setValue(round(settings.overlay_opacity * 100))
         self.opacity.blockSignals(False)
+        self.engine.show_engine(settings.engine)
         self.vcam.setChecked(settings.vcam_enabled)
         self.vcam.setText("Virtual camera: on" if settings.vcam_enabled else "Virtual camera: off")
 

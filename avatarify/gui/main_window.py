@@ -19,7 +19,7 @@ from ..session import ACTIONS, Controller, Session
 from .about import AboutDialog
 from .bridge import SessionBridge
 from .controls import ControlBar
-from .downloads import WeightsDownload, WeightsSource
+from .downloads import LivePortraitSource, WeightsDownload, WeightsSource
 from .gallery import AvatarGallery
 from .hotkeys import HOTKEYS, MENUS, HotkeyHelpDialog, create_action, install_shortcuts
 from .problems import ProblemPanel
@@ -60,7 +60,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Avatarify")
         self.setAcceptDrops(True)
         self.bridge = SessionBridge(self)
-        self.download = WeightsDownload(weights, self)
+        self.weights = weights or WeightsSource()
+        self.download = WeightsDownload(self.weights, self)
         self.panes = PreviewPanes(self)
         self.preview, self.output = self.panes.camera.view, self.panes.output.view
         settings = session.settings
@@ -117,6 +118,7 @@ class MainWindow(QMainWindow):
         self.gallery.error.connect(self.show_notice)
         self.gallery.changed.connect(self._refresh)
         self.controls.camera.chosen.connect(lambda spec: self.session.settings.update(camera=spec))
+        self.controls.engine.chosen.connect(lambda engine: self.session.settings.update(engine=engine))
         self.download.progress.connect(lambda value: self._model_row_progress(value))
         self.download.finished.connect(lambda path: self.session.load_model(path))
         self.download.failed.connect(lambda message: self.show_notice(f"Download failed: {message}"))
@@ -157,10 +159,14 @@ class MainWindow(QMainWindow):
 
     def _remedy(self, component: str, remedy: Remedy) -> None:
         settings = self.session.settings
+        liveportrait = settings.value.engine == "liveportrait"
         if remedy is Remedy.DOWNLOAD_WEIGHTS:
-            self.download.start()
+            self.download.start(LivePortraitSource() if liveportrait else self.weights)
         elif remedy is Remedy.LOCATE_WEIGHTS:
-            name, _ = QFileDialog.getOpenFileName(self, "Locate the model weights", str(Path.home()), MODEL_FILTER)
+            if liveportrait:
+                name = QFileDialog.getExistingDirectory(self, "Locate LivePortrait's weights folder", str(Path.home()))
+            else:
+                name, _ = QFileDialog.getOpenFileName(self, "Locate the model weights", str(Path.home()), MODEL_FILTER)
             if name:
                 self.session.load_model(Path(name))
         elif remedy is Remedy.USE_CPU:

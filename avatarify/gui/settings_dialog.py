@@ -26,7 +26,8 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from ..core.settings import MAX_MOTION_STRENGTH, Settings
+from ..core.settings import ENGINES, MAX_MOTION_STRENGTH, Settings
+from .controls import ENGINE_LABELS
 
 RESOLUTIONS: tuple[tuple[int, int], ...] = ((640, 480), (960, 540), (1280, 720), (1920, 1080))
 
@@ -124,6 +125,10 @@ class SettingsDialog(QDialog):
         self.motion_strength.setSingleStep(0.1)
         self.motion_strength.setValue(settings.motion_strength)
         self.motion_strength.setToolTip("Multiplies your relative motion; 1.0 is the original behaviour")
+        self.engine = QComboBox(self)
+        for engine in ENGINES:
+            self.engine.addItem(ENGINE_LABELS[engine], engine)
+        self.engine.setCurrentIndex(max(0, self.engine.findData(settings.engine)))
         self.model_device = QComboBox(self)
         for device in devices:
             self.model_device.addItem(device)
@@ -144,7 +149,8 @@ class SettingsDialog(QDialog):
             "Crop and view": [(None, self.smart_crop), (None, self.mirror_preview), (None, self.mirror_output),
                               ("Avatar overlay", self.overlay_opacity), (None, self.confirm_quit)],
             "Motion and model": [(None, self.relative), (None, self.absolute), (None, self.adapt_scale),
-                                 ("Motion strength", self.motion_strength), ("Device", self.model_device),
+                                 ("Motion strength", self.motion_strength), ("Engine", self.engine),
+                                 ("Device", self.model_device),
                                  ("Checkpoint", _with_browse(self.checkpoint, self.checkpoint_browse))],
         }  # fmt: skip
         columns = QHBoxLayout()
@@ -158,7 +164,7 @@ class SettingsDialog(QDialog):
                 else:
                     form.addRow(label, widget)
             (right if title == "Motion and model" else left).addWidget(box)
-        note = QLabel("Device and checkpoint changes reload the model.", self)
+        note = QLabel("Engine, device and checkpoint changes reload the model.", self)
         note.setObjectName("hint")
         right.addWidget(note)
         left.addStretch(1)
@@ -196,6 +202,7 @@ class SettingsDialog(QDialog):
             relative=self.relative.isChecked(),
             adapt_scale=self.adapt_scale.isChecked(),
             motion_strength=round(self.motion_strength.value(), 2),
+            engine=self.engine.currentData(),
             model_device=self.model_device.currentText().strip() or "auto",
             checkpoint=self.checkpoint.text().strip(),
         )

@@ -10,10 +10,11 @@ import importlib.util
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Union
+from typing import TYPE_CHECKING, Union
 
 from ..core.errors import AvatarifyError
 from ..core.frame import MotionOptions
+from ..core.settings import ENGINES
 
 if TYPE_CHECKING:
     from .liveportrait.predictor import LivePortraitPredictor
@@ -29,7 +30,6 @@ CPU_WARNING = (
     "Use an NVIDIA GPU (CUDA), an Apple Silicon Mac, or a remote GPU worker for real-time speed."
 )
 # FOMM (256x256 output, light enough for a CPU) stays the default; LivePortrait (512x512) wants a GPU.
-ENGINES = ("fomm", "liveportrait")
 
 
 class ModelNotInstalledError(AvatarifyError):
@@ -101,12 +101,20 @@ def create_predictor(options: ModelOptions = ModelOptions(), motion: MotionOptio
     return predictor
 
 
-def predictor_factory(options: ModelOptions = ModelOptions()) -> Callable[[], LocalPredictor]:
-    """Load the model once; the factory makes predictors that share it (one per worker client)."""
+@dataclass(frozen=True)
+class PredictorFactory:
+    """Makes predictors sharing one loaded model (one per worker client); `output_size` is their results' side."""
+
+    model: object
+    engine: type
+    precision: str
+    output_size: int
+
+    def __call__(self) -> LocalPredictor:
+        return self.engine(self.model, precision=self.precision)
+
+
+def predictor_factory(options: ModelOptions = ModelOptions()) -> PredictorFactory:
+    """Load the model once; the factory makes predictors that share it."""
     first = create_predictor(options)
-    model, engine = first.model, type(first)
-
-    def make() -> LocalPredictor:
-        return engine(model, precision=options.precision)
-
-    return make
+    return PredictorFactory(first.model, type(first), options.precision, first.output_size)

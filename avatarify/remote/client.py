@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from ..core.errors import AvatarifyError, EngineUnavailable
-from ..core.frame import MotionOptions, content_key, prepare_frame
+from ..core.frame import FRAME_SIZE, MotionOptions, content_key, prepare_frame
 from .connection import CLOSED, CONNECTED, REFUSED, UNREACHABLE, WorkerAddressError, WorkerConnection
 from .keys import ClientKeys, load_client_keys
 from .options import RemoteOptions
@@ -96,6 +96,7 @@ class RemotePredictor:
         self._neutral_frame: np.ndarray | None = None
         self._calibrate_pending = True
         self._requests = Requests()
+        self.output_size = FRAME_SIZE  # the side of the worker's results, as its welcome says
         self._connection = WorkerConnection(address, self, self._cond, keys, **connection_options)
 
     # -- the AvatarPredictor interface --------------------------------------------------------------------
@@ -241,7 +242,8 @@ class RemotePredictor:
 
     # -- connection callbacks (its thread, holding self._cond) --------------------------------------------
 
-    def on_connected(self) -> None:
+    def on_connected(self, welcome: Message) -> None:
+        self.output_size = welcome.header["size"]
         # A restarted worker knows nothing of this client: restore the avatar and the neutral pose.
         if self._avatar_key is not None:
             self._connection.send(encode_message("avatar", next(self._ids), hash=self._avatar_key))
@@ -281,7 +283,7 @@ class RemotePredictor:
             return
         # A result that is not a proper frame raises ProtocolError here (the connection logs and drops it); the
         # request keeps waiting for a proper one until it times out.
-        frame = message.frame()
+        frame = message.frame(self.output_size)
         request = self._requests.accept(message.id, frame)
         round_trip = (time.monotonic() - request.sent_at) * 1000.0
         self._stats.add_frame(round_trip, float(message.header["model_ms"]), len(request.parts[-1]) + size)

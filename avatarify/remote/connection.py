@@ -51,7 +51,7 @@ class WorkerAddressError(AvatarifyError):
 class ConnectionListener(Protocol):
     """What the connection tells its owner; called on the connection's thread, holding the shared condition."""
 
-    def on_connected(self) -> None:
+    def on_connected(self, welcome: Message) -> None:
         """The worker welcomed this client (first time or after a reconnect): restore its state there."""
 
     def on_message(self, message: Message, size: int) -> None:
@@ -317,16 +317,16 @@ class WorkerConnection:
         message = decode_message(parts)
         with self.cond:
             if message.type == "welcome":
-                self._welcomed()
+                self._welcomed(message)
             else:
                 self._listener.on_message(message, len(parts[-1]))
 
-    def _welcomed(self) -> None:
+    def _welcomed(self, welcome: Message) -> None:
         if self.state == CONNECTED:
             return  # the answer to a second hello sent while the first was on its way
         log.info("Connected to the worker at %s", self.address)
         self._set_state(CONNECTED)
-        self._listener.on_connected()
+        self._listener.on_connected(welcome)
 
 
 def _describe(exc: BaseException) -> str:

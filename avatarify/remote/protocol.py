@@ -1,9 +1,10 @@
 """The worker's wire format: multipart ZeroMQ messages made of a small JSON header and an optional image payload.
 
 Every message is `[header, payload?]`: the header is a UTF-8 JSON object with the protocol version `v`,
-the message `type` and the request `id` it belongs to; the payload, when the type carries one, is a
-256x256 RGB image, raw or JPEG (named by the header's `enc`; avatars always travel raw, as the
-worker checks them against their content hash). Nothing is ever unpickled: a peer can at worst
+the message `type` and the request `id` it belongs to; the payload, when the type carries one, is a square RGB
+image, raw or JPEG (named by the header's `enc`; avatars always travel raw, as the worker checks them against
+their content hash). Frames to the worker are 256x256; results have the side the worker announced in its
+`welcome` (256 for FOMM, 512 for LivePortrait). Nothing is ever unpickled: a peer can at worst
 send bytes that fail validation, and such a message is dropped.
 """
 from __future__ import annotations
@@ -22,15 +23,16 @@ from ..core.frame import FRAME_SIZE
 from ..core.imageheader import SEQUENTIAL_HUFFMAN, ImageHeaderError, jpeg_header
 from ..core.safejson import JsonInputError, loads_bounded
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAX_HEADER_BYTES = 4096
 # Headers are flat objects; one more level leaves room for a future field without letting a peer nest deeply.
 MAX_HEADER_DEPTH = 2
-# A 256x256 RGB frame is 196,608 bytes raw; JPEG at quality 100 stays below that.
-MAX_PAYLOAD_BYTES = 512 * 1024
+# A 512x512 RGB result is 786,432 bytes raw; JPEG at quality 100 stays below that.
+MAX_PAYLOAD_BYTES = 1024 * 1024
+# The sides a result may have (the engines' outputs).
+RESULT_SIDES = (256, 512)
 # ZeroMQ drops the connection of a peer that sends a bigger single part, before it is ever buffered whole.
 MAX_PART_BYTES = 2 * MAX_PAYLOAD_BYTES
-FRAME_SHAPE = (FRAME_SIZE, FRAME_SIZE, 3)
 ENCODINGS = ("raw", "jpeg")
 DEFAULT_JPEG_QUALITY = 90
 MAX_INTEGER = 2**63 - 1
@@ -90,7 +92,7 @@ SCHEMAS: dict[str, tuple[dict[str, Check], bool | None]] = {
         True,
     ),
     # worker -> client
-    "welcome": ({}, False),
+    "welcome": ({"size": lambda value: type(value) is int and value in RESULT_SIDES}, False),
     "pong": ({}, False),
     "avatar_ok": ({"hash": _HASH, "known": _BOOL}, False),
     "neutral_ok": ({"seq": _ID}, False),
@@ -110,17 +112,17 @@ class Message:
     header: dict[str, Any]
     payload: bytes | None = None
 
-    def frame(self) -> np.ndarray:
-        """The payload decoded as a 256x256 RGB uint8 image; ProtocolError if it is not one."""
+    def frame(self, side: int = FRAME_SIZE) -> np.ndarray:
+        """The payload decoded as a `side` x `side` RGB uint8 image; ProtocolError if it is not one."""
         if self.payload is None:
             raise ProtocolError(f"{self.type} message has no image", "payload presence")
-        return decode_image(self.header["enc"], self.payload)
+        return decode_image(self.header["enc"], self.payload, side)
 
 
 def encode_image(image: np.ndarray, encoding: str, quality: int = DEFAULT_JPEG_QUALITY) -> bytes:
-    """A 256x256 RGB uint8 image as payload bytes: raw pixels or JPEG at `quality`."""
-    if image.shape != FRAME_SHAPE or image.dtype != np.uint8:
-        raise ValueError(f"expected a {FRAME_SHAPE} uint8 image, got {image.shape} {image.dtype}")
+    """A square RGB uint8 image (256x256, or a 512x512 result) as payload bytes: raw pixels or JPEG at `quality`."""
+    if image.dtype != np.uint8 or image.shape not in {(side, side, 3) for side in RESULT_SIDES}:
+        raise ValueError(f"expected a square uint8 RGB image of side {RESULT_SIDES}, got {image.shape} {image.dtype}")
     if encoding == "raw":
         return np.ascontiguousarray(image).tobytes()
     if encoding != "jpeg":
@@ -131,24 +133,25 @@ def encode_image(image: np.ndarray, encoding: str, quality: int = DEFAULT_JPEG_Q
     return data.tobytes()
 
 
-def decode_image(encoding: str, payload: bytes) -> np.ndarray:
-    """Payload bytes back to a 256x256 RGB uint8 image; ProtocolError if they are not one.
+def decode_image(encoding: str, payload: bytes, side: int = FRAME_SIZE) -> np.ndarray:
+    """Payload bytes back to a `side` x `side` RGB uint8 image; ProtocolError if they are not one.
 
     A JPEG's size and coding are read from its header bytes before any decoding: only a baseline (sequential)
-    8-bit colour JPEG of exactly 256x256 is decoded, so a small file claiming a huge size costs nothing.
+    8-bit colour JPEG of exactly the agreed size is decoded, so a small file claiming a huge size costs nothing.
     """
+    shape = (side, side, 3)
     if encoding == "raw":
-        if len(payload) != math.prod(FRAME_SHAPE):
-            raise ProtocolError(f"raw image of {len(payload)} bytes, expected {math.prod(FRAME_SHAPE)}", "raw size")
-        return np.frombuffer(payload, dtype=np.uint8).reshape(FRAME_SHAPE).copy()
+        if len(payload) != math.prod(shape):
+            raise ProtocolError(f"raw image of {len(payload)} bytes, expected {math.prod(shape)}", "raw size")
+        return np.frombuffer(payload, dtype=np.uint8).reshape(shape).copy()
     if encoding != "jpeg":
         raise ProtocolError(f"unknown image encoding {encoding!r}", "encoding")
     try:
         header = jpeg_header(payload)
     except ImageHeaderError as exc:
         raise ProtocolError(f"undecodable JPEG: {exc}", "jpeg header") from None
-    if (header.width, header.height) != (FRAME_SIZE, FRAME_SIZE):
-        raise ProtocolError(f"JPEG of {header.width}x{header.height}, not {FRAME_SIZE}x{FRAME_SIZE}", "jpeg size")
+    if (header.width, header.height) != (side, side):
+        raise ProtocolError(f"JPEG of {header.width}x{header.height}, not {side}x{side}", "jpeg size")
     if header.sof not in SEQUENTIAL_HUFFMAN or header.bits != 8 or header.channels != 3:
         raise ProtocolError(
             f"JPEG coded as {header.sof:#x} with {header.channels} {header.bits}-bit channels; only baseline 8-bit "
@@ -156,8 +159,8 @@ def decode_image(encoding: str, payload: bytes) -> np.ndarray:
             "jpeg coding",
         )
     decoded = cv2.imdecode(np.frombuffer(payload, dtype=np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-    if decoded is None or decoded.shape != FRAME_SHAPE:
-        raise ProtocolError(f"undecodable JPEG or not {FRAME_SIZE}x{FRAME_SIZE}", "jpeg data")
+    if decoded is None or decoded.shape != shape:
+        raise ProtocolError(f"undecodable JPEG or not {side}x{side}", "jpeg data")
     return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
 

@@ -29,7 +29,7 @@ from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils.monitor import recv_monitor_message
 
 from ..core.errors import AvatarifyError
-from ..core.frame import AvatarPredictor, MotionOptions, content_key
+from ..core.frame import FRAME_SIZE, AvatarPredictor, MotionOptions, content_key
 from ..core.ratelimit import RateLimitedLog
 from . import CLIENT_TIMEOUT, DEFAULT_BIND, MAX_CLIENTS_PER_PEER
 from .inbox import CLIENT_QUOTA, Admission, RequestInbox
@@ -106,7 +106,8 @@ class WorkerCounters:
 
 
 class Worker:
-    """Serves `predictor_factory()` predictors (sharing one model) to any number of clients over ZeroMQ."""
+    """Serves `predictor_factory()` predictors (sharing one model) to any number of clients over ZeroMQ; their
+    results are `output_size` pixels square (256 for FOMM, 512 for LivePortrait)."""
 
     def __init__(
         self,
@@ -116,9 +117,11 @@ class Worker:
         client_timeout: float = CLIENT_TIMEOUT,
         max_clients: int = MAX_CLIENTS,
         max_clients_per_peer: int = MAX_CLIENTS_PER_PEER,
+        output_size: int = FRAME_SIZE,
     ) -> None:
         check_bind(bind, keys)
         self.predictor_factory = predictor_factory
+        self.output_size = output_size  # the side of the results, told to each client in its welcome
         self.bind = bind
         self.keys = keys
         self.client_timeout = client_timeout
@@ -274,7 +277,7 @@ class Worker:
             self._refused.pop(identity, None)
             log.info("Client %s connected from %s", _name(identity), _peer_address(frames[0]))
         if message.type == "hello":
-            self._send(router, identity, encode_message("welcome", message.id))
+            self._send(router, identity, encode_message("welcome", message.id, size=self.output_size))
         elif message.type == "ping":
             self._send(router, identity, encode_message("pong", message.id))
         elif message.type in _REQUESTS:

@@ -19,6 +19,7 @@ class SessionOptions:
 
     camera: str | None = None
     avatar: str | None = None
+    engine: str | None = None
     checkpoint: Path | None = None
     config: Path | None = None
     device: str | None = None
@@ -29,9 +30,10 @@ class SessionOptions:
     camera_height: int | None = None
     camera_fps: float | None = None
 
-    def model(self, device: str, checkpoint: Path | None) -> ModelOptions:
+    def model(self, engine: str, device: str, checkpoint: Path | None) -> ModelOptions:
         """The local model to load: this session's choices first, then the given settings' values."""
         return ModelOptions(
+            engine=self.engine or engine,
             checkpoint=self.checkpoint or checkpoint,
             config=self.config,
             device=self.device or device or "auto",

@@ -34,7 +34,7 @@ SETTLE_POLL = 0.05
 CLOSE_TIMEOUT = 3.0
 CAMERA_FIELDS = ("camera", "camera_width", "camera_height")
 VCAM_FIELDS = ("vcam_enabled", "vcam_device", "vcam_backend")
-MODEL_FIELDS = ("model_device", "checkpoint")
+MODEL_FIELDS = ("engine", "model_device", "checkpoint")
 LANDMARK_FIELDS = ("show_landmarks", "find_best_frame")
 StatusListener = Callable[[str, ComponentStatus], None]
 
@@ -219,18 +219,22 @@ class Session:
         """The local predictor; a remembered checkpoint that is gone or broken falls back to the usual lookup."""
         motion = self.pipeline.snapshot.motion
         try:
-            return self.openers.local_model(self.options.model(settings.model_device, checkpoint), motion), ""
+            chosen = self.options.model(settings.engine, settings.model_device, checkpoint)
+            return self.openers.local_model(chosen, motion), ""
         except CheckpointError as exc:
             if not remembered or self.options.checkpoint is not None:
                 raise
             log.warning("The remembered checkpoint %s cannot be used (%s); looking in the usual places.", checkpoint, exc)
-        predictor = self.openers.local_model(self.options.model(settings.model_device, None), motion)
+        predictor = self.openers.local_model(self.options.model(settings.engine, settings.model_device, None), motion)
         self._loaded_checkpoint = ""
         self.settings.update(checkpoint="")
         return predictor, f"the remembered checkpoint {checkpoint.name} could not be used"
 
     def _model_settings_changed(self, old: Settings, new: Settings) -> None:
-        if old.model_device == new.model_device and new.checkpoint == self._loaded_checkpoint:
+        if old.engine != new.engine and new.checkpoint:
+            self.settings.update(checkpoint="")  # a file remembered for one engine means nothing to the other
+            return  # that change loads the model
+        if (old.engine, old.model_device) == (new.engine, new.model_device) and new.checkpoint == self._loaded_checkpoint:
             return  # the session itself just remembered the checkpoint it loaded
         self.load_model(Path(new.checkpoint) if new.checkpoint else None)
 
