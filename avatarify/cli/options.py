@@ -9,7 +9,8 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from ..model.loader import PRECISIONS, ModelOptions
+from ..model.loader import BACKENDS, PRECISIONS, ModelOptions
+from ..model.onnx.runtime import PROVIDER_NAMES
 
 if TYPE_CHECKING:
     from ..remote.options import RemoteOptions
@@ -19,7 +20,8 @@ DEFAULT_KEYS = "default"
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, remote: bool = True) -> argparse._ArgumentGroup:
-    """--checkpoint, --config, --device, --precision (with `remote`, also --worker and its options)."""
+    """--checkpoint, --config, --device, --precision, --backend, --provider (with `remote`, also --worker and its
+    options)."""
     group = parser.add_argument_group("model")
     group.add_argument("--checkpoint", type=Path, help="FOMM checkpoint (default: looked up, see README)")
     group.add_argument("--config", type=Path, help="FOMM config YAML (default: the bundled vox-256.yaml)")
@@ -29,6 +31,14 @@ def add_model_arguments(parser: argparse.ArgumentParser, remote: bool = True) ->
         choices=PRECISIONS,
         default="auto",
         help="number type of the decoder: auto picks bf16 on CPUs that have it, fp16 on CUDA, else fp32",
+    )
+    group.add_argument(
+        "--backend", choices=BACKENDS, default="auto",
+        help="torch, or onnx (ONNX Runtime / OpenVINO); auto times both once per device and keeps the fastest",
+    )
+    group.add_argument(
+        "--provider", choices=PROVIDER_NAMES,
+        help="force an ONNX execution provider (implies --backend onnx)",
     )
     if remote:
         add_client_arguments(group)
@@ -66,7 +76,7 @@ def model_options(args: argparse.Namespace, device: str | None = None) -> ModelO
     """The local model the options name (`device` replaces --device when given)."""
     return ModelOptions(
         checkpoint=args.checkpoint, config=args.config, device=device or args.device or "auto",
-        precision=args.precision,
+        precision=args.precision, backend=args.backend, provider=args.provider,
     )
 
 

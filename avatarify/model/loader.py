@@ -15,9 +15,10 @@ from ..core.errors import AvatarifyError
 from ..core.frame import MotionOptions
 
 if TYPE_CHECKING:
-    from .predictor import Predictor
+    from .predictor import PredictorBase
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+BACKENDS = ("auto", "torch", "onnx")
 
 
 class ModelNotInstalledError(AvatarifyError):
@@ -38,6 +39,9 @@ class ModelOptions:
     config: Path | None = None
     device: str = "auto"
     precision: str = "auto"
+    # "auto" measures torch against the installed ONNX providers once and remembers (see model.backend).
+    backend: str = "auto"
+    provider: str | None = None
 
 
 def model_installed() -> bool:
@@ -51,26 +55,23 @@ def require_model() -> None:
         raise ModelNotInstalledError(MODEL_NOT_INSTALLED)
 
 
-def create_predictor(options: ModelOptions = ModelOptions(), motion: MotionOptions | None = None) -> Predictor:
-    """A local predictor with the checkpoint found by the usual lookup order (config None: vox-256)."""
+def create_predictor(options: ModelOptions = ModelOptions(), motion: MotionOptions | None = None) -> PredictorBase:
+    """A local predictor with the checkpoint found by the usual lookup order (config None: vox-256), on the
+    backend the options name (`backend_reason` says why)."""
+    return _engine(options).predictor(motion)
+
+
+def predictor_factory(options: ModelOptions = ModelOptions()) -> Callable[[], PredictorBase]:
+    """Load the model once; the factory makes predictors that share it (one per worker client)."""
+    engine = _engine(options)
+    return engine.predictor
+
+
+def _engine(options: ModelOptions):
     require_model()
-    from .device import select_device
-    from .fomm import load_model
-    from .predictor import Predictor
+    from .backend import ModelSource, load_engine
+    from .fomm import DEFAULT_CONFIG
     from .weights import find_checkpoint
 
-    model = load_model(options.config, find_checkpoint(options.checkpoint), device=select_device(options.device))
-    return Predictor(model, motion=motion, precision=options.precision)
-
-
-def predictor_factory(options: ModelOptions = ModelOptions()) -> Callable[[], Predictor]:
-    """Load the model once; the factory makes predictors that share it (one per worker client)."""
-    first = create_predictor(options)
-    model = first.model
-
-    def make() -> Predictor:
-        from .predictor import Predictor
-
-        return Predictor(model, precision=options.precision)
-
-    return make
+    source = ModelSource(config=options.config or DEFAULT_CONFIG, checkpoint=find_checkpoint(options.checkpoint))
+    return load_engine(source, options.backend, options.provider, options.device, options.precision)
