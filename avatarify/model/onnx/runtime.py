@@ -184,8 +184,10 @@ class GraphSession:
             )
         except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own exception types from C++
             raise AvatarifyError(f"ONNX Runtime cannot load {path.name} with {provider.label}: {_first_line(exc)}") from exc
-        if self.session.get_providers()[0] != provider.ort_name:
-            self.warnings.append(f"{provider.label} did not start: the {self.name} graph runs on the CPU")
+        running = self.session.get_providers()[0]
+        if running != provider.ort_name:
+            instead = running.replace("ExecutionProvider", "")
+            self.warnings.append(f"{provider.label} did not start: the {self.name} graph runs on {instead}")
         self.output_names = [output.name for output in self.session.get_outputs()]
 
     def to_device(self, array: np.ndarray) -> Any:
@@ -195,12 +197,21 @@ class GraphSession:
         return self._ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array), self._device, self._device_id)
 
     def run(self, feeds: dict[str, Any]) -> list[np.ndarray]:
-        values = {
-            name: value if isinstance(value, self._ort.OrtValue)
-            else self._ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(value, dtype=np.float32))
-            for name, value in feeds.items()
-        }
-        outputs = [value.numpy() for value in self.session.run_with_ort_values(self.output_names, values)]
+        if self._device == "cpu":
+            arrays = {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in feeds.items()}
+            outputs = self.session.run(self.output_names, arrays)
+        else:
+            # Inputs already on the GPU stay there; the rest is copied in, the outputs are copied out.
+            binding = self.session.io_binding()
+            for name, value in feeds.items():
+                if isinstance(value, self._ort.OrtValue):
+                    binding.bind_ortvalue_input(name, value)
+                else:
+                    binding.bind_cpu_input(name, np.ascontiguousarray(value, dtype=np.float32))
+            for name in self.output_names:
+                binding.bind_output(name, "cpu")
+            self.session.run_with_iobinding(binding)
+            outputs = binding.copy_outputs_to_cpu()
         if self._profile_dir is not None:
             self._check_placement()
         return outputs
