@@ -5,7 +5,11 @@ absolute difference of the output images, in [0, 1], from the plain float32 forw
 (the published ones cannot be shipped), with BatchNorm statistics calibrated on real face frames so that
 activations have realistic ranges. Paths are timed in interleaved rounds so that machine noise hits all alike.
 
-    python bench/engine.py [--rounds 7] [--device cpu|cuda] [--threads N] [--memory]
+The torch paths run side by side with the ONNX backend on every execution provider installed for the device
+(on a CUDA machine: CUDA fp32 and fp16, TensorRT fp16; on a CPU: ONNX Runtime's CPU provider and OpenVINO), so
+one run gives the whole table. `--no-onnx` leaves them out.
+
+    python bench/engine.py [--rounds 7] [--device cpu|cuda] [--threads N] [--memory] [--no-onnx]
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import torch
 from avatarify.model.fomm import DEFAULT_CONFIG, FOMM, load_model, normalize_kp
 from avatarify.model.fomm.optimize import reduced_precision_dtype
 from avatarify.core.frame import prepare_frame
+from avatarify.model.measure import random_vox_model
 from avatarify.model.predictor import Predictor
 
 GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "fomm-reference" / "golden_small_a" / "inputs.npz"
@@ -39,29 +44,6 @@ def face_frames() -> tuple[np.ndarray, list[np.ndarray]]:
 
 def to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(image).to(device).permute(2, 0, 1)[None].float() / 255
-
-
-@torch.no_grad()
-def calibrated_model(device: torch.device, source: np.ndarray, driving: list[np.ndarray]) -> FOMM:
-    """vox-256 with seeded random weights and BatchNorm running statistics taken from real frames."""
-    torch.manual_seed(0)
-    model = load_model(DEFAULT_CONFIG, None, device=device)
-    batch = torch.cat([to_tensor(image, device) for image in [source, *driving]])
-    for network in (model.kp_detector, model.generator):
-        for module in network.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.momentum = 1.0
-    model.kp_detector.train()
-    kp = model.kp_detector(batch)
-    model.kp_detector.eval()
-    kp = model.kp_detector(batch)
-    count = len(driving)
-    kp_source = {k: v[:1].expand(count, *v.shape[1:]) for k, v in kp.items()}
-    kp_driving = {k: v[1:] for k, v in kp.items()}
-    model.generator.train()
-    model.generator(batch[:1].expand(count, -1, -1, -1), kp_driving=kp_driving, kp_source=kp_source)
-    model.generator.eval()
-    return model
 
 
 def state_of(model: FOMM) -> dict:
@@ -99,6 +81,30 @@ def make_predictor(model: FOMM, source: np.ndarray, neutral: np.ndarray, **optio
     return predictor.animate_frame, predictor.fast_path
 
 
+def onnx_paths(base: FOMM, device: torch.device, source: np.ndarray, neutral: np.ndarray) -> dict:
+    """The ONNX backend on each provider installed for this device: float32, and float16 decoders where the
+    provider has them (TensorRT in float16 only: its point is the fp16 engine)."""
+    from avatarify.model.backend import ModelSource, candidate_providers
+    from avatarify.model.onnx.predictor import OnnxEngine
+    from avatarify.model.onnx.runtime import runtime_installed
+
+    if not runtime_installed():
+        print("ONNX Runtime is not installed: no ONNX rows (pip install 'avatarify[onnx]').")
+        return {}
+    model_source = ModelSource(model=base)
+    paths = {}
+    for provider in candidate_providers(device.type):
+        precisions = ("fp16",) if provider.name == "tensorrt" else ("fp32", "fp16") if provider.fp16 else ("fp32",)
+        for precision in precisions:
+            engine = OnnxEngine(model_source.graphs(precision), provider, str(device), precision)
+            predictor = engine.predictor()
+            predictor.set_avatar(source)
+            predictor.set_neutral(neutral)
+            details = "; ".join([engine.device_name, *engine.warnings])
+            paths[f"onnx {provider.name} ({precision})"] = (predictor.animate_frame, details)
+    return paths
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -125,13 +131,14 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--memory", action="store_true", help="also measure the predictor's peak memory")
+    parser.add_argument("--no-onnx", action="store_true", help="leave out the ONNX backend")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     source, driving = face_frames()
     neutral, frames = driving[0], driving[1:]
-    base = calibrated_model(device, source, driving)
+    base = random_vox_model(device)
     state = state_of(base)
 
     paths = {"plain per-frame FOMM (fp32)": (make_plain(base, source, neutral), "original call pattern")}
@@ -139,10 +146,13 @@ def main() -> None:
     paths["predictor, + rewrites (fp32)"] = make_predictor(clone(base, state, device), source, neutral, precision="fp32")
     if reduced_precision_dtype(device) is not None:
         paths["predictor, default (auto)"] = make_predictor(clone(base, state, device), source, neutral)
+    if not args.no_onnx:
+        paths.update(onnx_paths(clone(base, state, torch.device("cpu")), device, source, neutral))
 
     reference = [paths["plain per-frame FOMM (fp32)"][0](frame) for frame in frames]
     fidelity = {
-        name: float(np.mean([(run(frame).float() - ref).abs().mean().item() for frame, ref in zip(frames, reference)]))
+        name: float(np.mean([(run(frame).float().cpu() - ref.cpu()).abs().mean().item()
+                             for frame, ref in zip(frames, reference)]))
         for name, (run, _) in paths.items()
     }
     timings: dict[str, list[float]] = {name: [] for name in paths}
