@@ -184,7 +184,7 @@ def measure_backends(source: ModelSource, device: str, precision: str, providers
 
 
 def auto_choice(source: ModelSource, device: str, precision: str,
-                cache_root: Path | None = None) -> tuple[BackendChoice, object | None]:
+                cache_root: Path | None = None) -> tuple[BackendChoice, TorchEngine | OnnxEngine | None]:
     """The backend `auto` runs, remembered or measured now; with the measured engine when one was built."""
     providers = candidate_providers(device)
     if not providers:
@@ -204,7 +204,7 @@ def auto_choice(source: ModelSource, device: str, precision: str,
 
 
 def load_engine(source: ModelSource, backend: str = "auto", provider: str | None = None, device: str = "auto",
-                precision: str = "auto", cache_root: Path | None = None):
+                precision: str = "auto", cache_root: Path | None = None) -> TorchEngine | OnnxEngine:
     """The engine the options name, with `reason` saying why it runs; its `predictor(motion)` makes predictors."""
     if backend not in BACKENDS:
         raise AvatarifyError(f"Unknown backend {backend!r}; use {', '.join(BACKENDS)}.")
@@ -223,7 +223,7 @@ def load_engine(source: ModelSource, backend: str = "auto", provider: str | None
 
 
 def _engine_for(source: ModelSource, backend: str, provider: str | None, device: str, precision: str,
-                cache_root: Path | None):
+                cache_root: Path | None) -> TorchEngine | OnnxEngine:
     if backend == "torch":
         return torch_engine(source, device, precision)
     import_onnxruntime()  # one line, not a traceback, when ONNX Runtime is missing
@@ -234,6 +234,6 @@ def _engine_for(source: ModelSource, backend: str, provider: str | None, device:
     return onnx_engine(source, chosen, device, precision, cache_root)
 
 
-def _where(engine) -> str:
+def _where(engine: TorchEngine | OnnxEngine) -> str:
     return engine.device_name if isinstance(engine, OnnxEngine) else str(engine.model.device)
 
