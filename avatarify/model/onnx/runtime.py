@@ -268,7 +268,9 @@ def openvino_device() -> str:
     return "GPU" if any(device.startswith("GPU") for device in openvino.Core().available_devices) else "CPU"
 
 
-def open_session(path: Path, provider: Provider, device_id: int, cache_dir: Path, fp16: bool = False):
+def open_session(
+    path: Path, provider: Provider, device_id: int, cache_dir: Path, fp16: bool = False
+) -> GraphSession | OpenVinoSession:
     """A session for `path` on `provider` (OpenVINO through its own runtime unless ONNX Runtime has it built in)."""
     if provider.name == "openvino" and provider.ort_name not in import_onnxruntime().get_available_providers():
         return OpenVinoSession(path, openvino_device())
