@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/bootstrap.sh
-bootstrap_venv model
+bootstrap_venv model,onnx
 exec "$VENV/bin/avatarify" "$@"

@@ -1,7 +1,8 @@
 """Per-frame cost of each engine's paths against its original per-frame call, FOMM and LivePortrait in one run.
 
-FOMM (vox-256): the plain per-frame call, the predictor with the cached avatar, its rewrites, and the default
-precision. LivePortrait (the published architecture): the plain per-frame call (avatar encoded every frame), the
+FOMM (vox-256): the plain per-frame call, the predictor with the cached avatar, its rewrites, the default
+precision, and the ONNX backend on every execution provider installed for the device (on a CUDA machine: CUDA fp32
+and fp16, TensorRT fp16; on a CPU: ONNX Runtime's CPU provider and OpenVINO; `--no-onnx` leaves them out). LivePortrait (the published architecture): the plain per-frame call (avatar encoded every frame), the
 predictor with the cached avatar, and reduced precision where the device has it (or `--lp-precision`), each with
 its stages (source encoding, motion + stitching, warp, decode).
 
@@ -13,7 +14,7 @@ that machine noise hits all alike. LivePortrait takes seconds per frame on a CPU
 the run to a few minutes there; raise it on a GPU.
 
     python bench/engine.py [--rounds 7] [--lp-rounds 2] [--engines fomm,liveportrait] [--lp-precision bf16]
-                           [--device cpu|cuda] [--threads N] [--memory]
+                           [--device cpu|cuda] [--threads N] [--memory] [--no-onnx]
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from avatarify.model.fomm.optimize import reduced_precision_dtype
 from avatarify.model.liveportrait import model as liveportrait
 from avatarify.model.liveportrait.keypoints import relative_keypoints, transform_keypoints
 from avatarify.model.liveportrait.predictor import LivePortraitPredictor
+from avatarify.model.measure import random_vox_model
 from avatarify.model.predictor import Predictor
 
 GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "fomm-reference" / "golden_small_a" / "inputs.npz"
@@ -95,29 +97,6 @@ def to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(image).to(device).permute(2, 0, 1)[None].float() / 255
 
 
-@torch.no_grad()
-def calibrated_model(device: torch.device, source: np.ndarray, driving: list[np.ndarray]) -> FOMM:
-    """vox-256 with seeded random weights and BatchNorm running statistics taken from real frames."""
-    torch.manual_seed(0)
-    model = load_model(DEFAULT_CONFIG, None, device=device)
-    batch = torch.cat([to_tensor(image, device) for image in [source, *driving]])
-    for network in (model.kp_detector, model.generator):
-        for module in network.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.momentum = 1.0
-    model.kp_detector.train()
-    kp = model.kp_detector(batch)
-    model.kp_detector.eval()
-    kp = model.kp_detector(batch)
-    count = len(driving)
-    kp_source = {k: v[:1].expand(count, *v.shape[1:]) for k, v in kp.items()}
-    kp_driving = {k: v[1:] for k, v in kp.items()}
-    model.generator.train()
-    model.generator(batch[:1].expand(count, -1, -1, -1), kp_driving=kp_driving, kp_source=kp_source)
-    model.generator.eval()
-    return model
-
-
 def state_of(model: FOMM) -> dict:
     return {"kp": model.kp_detector.state_dict(), "gen": model.generator.state_dict()}
 
@@ -152,6 +131,31 @@ def make_predictor(model: FOMM, source: np.ndarray, neutral: np.ndarray, **optio
     predictor.set_avatar(source)
     predictor.set_neutral(neutral)
     return BenchPath(lambda frame, laps: predictor.animate_frame(frame), predictor.fast_path)
+
+
+def onnx_paths(base: FOMM, device: torch.device, source: np.ndarray, neutral: np.ndarray) -> dict[str, BenchPath]:
+    """The ONNX backend on each provider installed for this device: float32, and float16 decoders where the
+    provider has them (TensorRT in float16 only: its point is the fp16 engine)."""
+    from avatarify.model.backend import ModelSource, candidate_providers
+    from avatarify.model.onnx.predictor import OnnxEngine
+    from avatarify.model.onnx.runtime import runtime_installed
+
+    if not runtime_installed():
+        print("ONNX Runtime is not installed: no ONNX rows (pip install 'avatarify[onnx]').")
+        return {}
+    model_source = ModelSource(model=base)
+    paths = {}
+    for provider in candidate_providers(device.type):
+        precisions = ("fp16",) if provider.name == "tensorrt" else ("fp32", "fp16") if provider.fp16 else ("fp32",)
+        for precision in precisions:
+            engine = OnnxEngine(model_source.graphs(precision), provider, str(device), precision)
+            predictor = engine.predictor()
+            predictor.set_avatar(source)
+            predictor.set_neutral(neutral)
+            paths[f"onnx {provider.name} ({precision})"] = BenchPath(
+                lambda frame, laps, p=predictor: p.animate_frame(frame), "; ".join([engine.device_name, *engine.warnings])
+            )
+    return paths
 
 
 def peak_memory_mb(device: str) -> float:
@@ -217,15 +221,17 @@ def lp_predictor(model: liveportrait.LivePortrait, source: np.ndarray, neutral: 
     return BenchPath(run, f"{str(predictor.decoder_dtype).removeprefix('torch.')} decoder, fp32 motion and warp")
 
 
-def fomm_paths(device: torch.device, source: np.ndarray, driving: list[np.ndarray]) -> dict[str, BenchPath]:
+def fomm_paths(device: torch.device, source: np.ndarray, driving: list[np.ndarray], onnx: bool) -> dict[str, BenchPath]:
     neutral = driving[0]
-    base = calibrated_model(device, source, driving)
+    base = random_vox_model(device)
     state = state_of(base)
     paths = {"plain per-frame FOMM (fp32)": make_plain(base, source, neutral)}
     paths["predictor, cached source only"] = make_predictor(clone(base, state, device), source, neutral, optimize=False)
     paths["predictor, + rewrites (fp32)"] = make_predictor(clone(base, state, device), source, neutral, precision="fp32")
     if reduced_precision_dtype(device) is not None:
         paths["predictor, default (auto)"] = make_predictor(clone(base, state, device), source, neutral)
+    if onnx:
+        paths.update(onnx_paths(clone(base, state, torch.device("cpu")), device, source, neutral))
     return paths
 
 
@@ -289,6 +295,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--memory", action="store_true", help="also measure FOMM's predictor's peak memory")
+    parser.add_argument("--no-onnx", action="store_true", help="leave out FOMM's ONNX backend rows")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -303,9 +310,10 @@ def main() -> None:
           "details")
     fomm_default = None
     if "fomm" in engines:
-        paths = fomm_paths(device, source, driving)
+        paths = fomm_paths(device, source, driving, onnx=not args.no_onnx)
         laps, fidelity = measure(paths, frames, args.rounds, device, fidelity_frames=len(frames))
-        fomm_default = statistics.median(list(laps.values())[-1].totals)
+        default = "predictor, default (auto)" if "predictor, default (auto)" in laps else "predictor, + rewrites (fp32)"
+        fomm_default = statistics.median(laps[default].totals)
         print_rows("FOMM", paths, laps, fidelity, fomm_default)
     if "liveportrait" in engines:
         paths = liveportrait_paths(device, source, driving[0], args.lp_precision)

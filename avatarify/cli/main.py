@@ -17,6 +17,8 @@ COMMANDS = {
     "run": "avatarify.cli.run",
     "worker": "avatarify.cli.worker",
     "gui": "avatarify.cli.gui",
+    "export-onnx": "avatarify.cli.export_onnx",
+    "doctor": "avatarify.cli.doctor",
 }
 
 

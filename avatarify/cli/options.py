@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from ..core.settings import ENGINES
 from ..model.loader import PRECISIONS, ModelOptions
+from ..model.onnx.runtime import BACKENDS, PROVIDER_NAMES
 
 if TYPE_CHECKING:
     from ..remote.options import RemoteOptions
@@ -21,7 +22,8 @@ DEFAULT_KEYS = "default"
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, remote: bool = True) -> argparse._ArgumentGroup:
-    """--engine, --checkpoint, --config, --device, --precision (with `remote`, also --worker and its options)."""
+    """--engine, --checkpoint, --config, --device, --precision, --backend, --provider (with `remote`, also --worker
+    and its options)."""
     group = parser.add_argument_group("model")
     group.add_argument(
         "--engine", choices=ENGINES, default="fomm",
@@ -42,6 +44,14 @@ def add_model_arguments(parser: argparse.ArgumentParser, remote: bool = True) ->
         default="auto",
         help="number type of the decoder: auto picks fp16 on CUDA (LivePortrait: Apple GPUs too), bf16 for FOMM on "
         "CPUs that have it, else fp32",
+    )
+    group.add_argument(
+        "--backend", choices=BACKENDS, default="auto",
+        help="torch, or onnx (ONNX Runtime / OpenVINO); auto times both once per device and keeps the fastest",
+    )
+    group.add_argument(
+        "--provider", choices=PROVIDER_NAMES,
+        help="force an ONNX execution provider (implies --backend onnx)",
     )
     if remote:
         add_client_arguments(group)
@@ -79,7 +89,7 @@ def model_options(args: argparse.Namespace, device: str | None = None) -> ModelO
     """The local model the options name (`device` replaces --device when given)."""
     return ModelOptions(
         engine=args.engine, checkpoint=args.checkpoint, config=args.config, device=device or args.device or "auto",
-        precision=args.precision,
+        precision=args.precision, backend=args.backend, provider=args.provider,
     )
 
 
@@ -103,5 +113,6 @@ def session_options(args: argparse.Namespace, **choices: object) -> SessionOptio
 
     return SessionOptions(
         engine=args.engine, checkpoint=args.checkpoint, config=args.config, device=args.device,
-        precision=args.precision, remote=remote_options(args), **choices,
+        precision=args.precision, backend=args.backend, provider=args.provider, remote=remote_options(args),
+        **choices,
     )  # fmt: skip

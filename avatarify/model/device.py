@@ -1,6 +1,8 @@
 """Choosing the torch device the model runs on, and listing the ones this computer has."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
 from ..core.errors import AvatarifyError
@@ -12,6 +14,17 @@ class DeviceError(AvatarifyError):
     def __init__(self, message: str, requested: str) -> None:
         super().__init__(message)
         self.requested = requested
+
+
+def describe_devices() -> Iterator[str]:
+    """torch's version and the devices it can use, as lines for a report."""
+    yield f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    if torch.cuda.is_available():
+        for index in range(torch.cuda.device_count()):
+            yield f"cuda:{index}: {torch.cuda.get_device_name(index)} (CUDA {torch.version.cuda})"
+    else:
+        yield f"CUDA: not available ({'CPU-only build' if torch.version.cuda is None else 'no usable GPU'})"
+    yield f"Apple MPS: {'available' if torch.backends.mps.is_available() else 'not available'}"
 
 
 def available_devices() -> list[str]:

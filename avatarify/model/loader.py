@@ -10,17 +10,17 @@ import importlib.util
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Callable, Union
 
 from ..core.errors import AvatarifyError
-from ..core.frame import MotionOptions
+from ..core.frame import FRAME_SIZE, MotionOptions
 from ..core.settings import ENGINES
 
 if TYPE_CHECKING:
     from .liveportrait.predictor import LivePortraitPredictor
-    from .predictor import Predictor
+    from .predictor import PredictorBase
 
-    LocalPredictor = Union[Predictor, LivePortraitPredictor]
+    LocalPredictor = Union[PredictorBase, LivePortraitPredictor]
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,6 @@ CPU_WARNING = (
     "Running the model on the CPU: expect a few frames per second. "
     "Use an NVIDIA GPU (CUDA), an Apple Silicon Mac, or a remote GPU worker for real-time speed."
 )
-# FOMM (256x256 output, light enough for a CPU) stays the default; LivePortrait (512x512) wants a GPU.
 
 
 class ModelNotInstalledError(AvatarifyError):
@@ -54,6 +53,9 @@ class ModelOptions:
     config: Path | None = None
     device: str = "auto"
     precision: str = "auto"
+    # FOMM only: "auto" picks torch on a CPU and measures it against the GPU's ONNX providers (see model.backend).
+    backend: str = "auto"
+    provider: str | None = None
 
 
 def model_installed() -> bool:
@@ -67,54 +69,60 @@ def require_model() -> None:
         raise ModelNotInstalledError(MODEL_NOT_INSTALLED)
 
 
-def create_predictor(options: ModelOptions = ModelOptions(), motion: MotionOptions | None = None) -> LocalPredictor:
-    """A local predictor of the chosen engine, its weights found by the usual lookup order (config None: the
-    bundled one). Missing weights are said before torch is imported; the CPU warning comes once a model loaded."""
-    require_model()
-    if options.engine not in ENGINES:
-        raise AvatarifyError(f"Unknown engine {options.engine!r}; use {' or '.join(ENGINES)}.")
-    if options.engine == "liveportrait":
-        from .liveportrait.weights import find_weights_folder
-
-        weights = find_weights_folder(options.checkpoint)
-    else:
-        from .weights import find_checkpoint
-
-        weights = find_checkpoint(options.checkpoint)
-    from .device import select_device
-
-    device = select_device(options.device)
-    if options.engine == "liveportrait":
-        from .liveportrait.model import load_model as load_liveportrait
-        from .liveportrait.predictor import LivePortraitPredictor
-
-        predictor = LivePortraitPredictor(load_liveportrait(options.config, weights, device=device), motion=motion,
-                                          precision=options.precision)  # fmt: skip
-    else:
-        from .fomm import load_model
-        from .predictor import Predictor
-
-        predictor = Predictor(load_model(options.config, weights, device=device), motion=motion,
-                              precision=options.precision)  # fmt: skip
-    if device.type == "cpu":
-        log.warning(CPU_WARNING)
-    return predictor
-
-
 @dataclass(frozen=True)
 class PredictorFactory:
     """Makes predictors sharing one loaded model (one per worker client); `output_size` is their results' side."""
 
-    model: object
-    engine: type
-    precision: str
-    output_size: int
+    make: Callable[[MotionOptions | None], LocalPredictor]
+    output_size: int = FRAME_SIZE
 
     def __call__(self) -> LocalPredictor:
-        return self.engine(self.model, precision=self.precision)
+        return self.make(None)
 
 
 def predictor_factory(options: ModelOptions = ModelOptions()) -> PredictorFactory:
-    """Load the model once; the factory makes predictors that share it."""
-    first = create_predictor(options)
-    return PredictorFactory(first.model, type(first), options.precision, first.output_size)
+    """Load the model once (weights found by the usual lookup order, config None: the bundled one); the factory
+    makes predictors that share it. Missing weights are said before torch is imported; the CPU warning comes once
+    a model loaded."""
+    require_model()
+    if options.engine not in ENGINES:
+        raise AvatarifyError(f"Unknown engine {options.engine!r}; use {' or '.join(ENGINES)}.")
+    factory = _liveportrait(options) if options.engine == "liveportrait" else _fomm(options)
+    probe = factory()
+    if probe.device_name.split()[0].split(":")[0] == "cpu":
+        log.warning(CPU_WARNING)
+    probe.close()
+    return factory
+
+
+def create_predictor(options: ModelOptions = ModelOptions(), motion: MotionOptions | None = None) -> LocalPredictor:
+    """A local predictor of the chosen engine (see `predictor_factory`)."""
+    return predictor_factory(options).make(motion)
+
+
+def _fomm(options: ModelOptions) -> PredictorFactory:
+    from .weights import find_checkpoint
+
+    checkpoint = find_checkpoint(options.checkpoint)
+    from .backend import ModelSource, load_engine
+    from .fomm import DEFAULT_CONFIG
+
+    source = ModelSource(config=options.config or DEFAULT_CONFIG, checkpoint=checkpoint)
+    engine = load_engine(source, options.backend, options.provider, options.device, options.precision)
+    return PredictorFactory(engine.predictor)
+
+
+def _liveportrait(options: ModelOptions) -> PredictorFactory:
+    from .liveportrait.weights import find_weights_folder
+
+    folder = find_weights_folder(options.checkpoint)
+    from .device import select_device
+    from .liveportrait.model import load_model
+    from .liveportrait.predictor import LivePortraitPredictor
+
+    model = load_model(options.config, folder, device=select_device(options.device))
+
+    def make(motion: MotionOptions | None) -> LivePortraitPredictor:
+        return LivePortraitPredictor(model, motion=motion, precision=options.precision)
+
+    return PredictorFactory(make, model.output_size)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,40 +22,35 @@ AVATAR_CACHE_SIZE = 16
 
 @dataclass
 class PreparedAvatar:
-    """An avatar's 256x256 image with its keypoints and encoding, computed once."""
+    """An avatar's 256x256 image with its keypoints and the engine's encoding of it, computed once."""
 
     image: np.ndarray
     kp: Keypoints
-    encoding: SourceEncoding
+    encoding: Any
 
 
-class Predictor:
-    """Animates a still avatar with driving frames using relative (or absolute) FOMM motion transfer.
+class PredictorBase:
+    """The engine-independent half of a FOMM predictor: avatar cache, neutral pose and motion transfer.
 
-    `set_avatar` computes the avatar's keypoints and encoder features once (cached by content,
-    so switching back to an earlier avatar is instant); each `predict` then runs only the keypoint
-    detector on the driving frame, the dense motion network, the warp and the decoder.
-    The first frame after construction, or after `calibrate()`, becomes the neutral pose.
-    `motion` holds the motion options; assign a new `MotionOptions` to change them.
+    `set_avatar` computes the avatar's keypoints and encoding once (cached by content, so switching back to an
+    earlier avatar is instant); each `predict` then detects the driving frame's keypoints, moves them relative to
+    the neutral pose (or not, in absolute mode) and renders. The first frame after construction, or after
+    `calibrate()`, becomes the neutral pose. `motion` holds the motion options; assign a new `MotionOptions` to
+    change them. Every public method holds one lock, so the real-time loop, the analysis thread and the worker
+    can share a predictor.
 
-    Every public method holds one lock, so the real-time loop, the analysis thread and the worker can
-    share a predictor. With `optimize` (the default) the model is rewritten in place for speed (see
-    `avatarify.model.fomm.optimize`); `precision` picks the decoder's number type ("auto" chooses per device).
+    Engines (torch, ONNX Runtime) supply `device`, `device_name` and three steps on 1 x 3 x 256 x 256 float
+    tensors in [0, 1]: `_keypoints`, `_encode` and `_render`. Keypoints are torch tensors on `device`.
+    `warnings` lists what the user should know about where the model really runs (empty when all is as chosen);
+    `backend_reason` says why this engine was chosen.
     """
 
-    def __init__(
-        self,
-        model: FOMM,
-        motion: MotionOptions | None = None,
-        precision: str = "auto",
-        optimize: bool = True,
-    ) -> None:
-        self.model = model
-        self.fast_path = (
-            enable_fast_paths(model.kp_detector, model.generator, precision) if optimize else "fp32, as published"
-        )
-        log.info("Model on %s: %s", model.device, self.fast_path)
+    backend = "torch"
+
+    def __init__(self, motion: MotionOptions | None = None) -> None:
         self.motion = motion or MotionOptions()
+        self.warnings: list[str] = []
+        self.backend_reason = ""
         self._avatars: AvatarCache[PreparedAvatar] = AvatarCache(AVATAR_CACHE_SIZE)
         self._avatar: PreparedAvatar | None = None
         self._kp_neutral: Keypoints | None = None
@@ -63,11 +59,26 @@ class Predictor:
 
     @property
     def device(self) -> torch.device:
-        return self.model.device
+        """Where the keypoints and images this predictor exchanges live."""
+        raise NotImplementedError
 
     @property
     def device_name(self) -> str:
-        return str(self.model.device)
+        raise NotImplementedError
+
+    @property
+    def status_note(self) -> str:
+        """The warnings as one line for a status bar ("" when there is nothing to say)."""
+        return "; ".join(self.warnings)
+
+    def _keypoints(self, image: torch.Tensor) -> Keypoints:
+        raise NotImplementedError
+
+    def _encode(self, image: torch.Tensor) -> Any:
+        raise NotImplementedError
+
+    def _render(self, encoding: Any, kp_source: Keypoints, kp_driving: Keypoints) -> torch.Tensor:
+        raise NotImplementedError
 
     @property
     def output_size(self) -> int:
@@ -93,7 +104,7 @@ class Predictor:
             return len(self._avatars)
 
     def to_tensor(self, frame: np.ndarray) -> torch.Tensor:
-        """A 256x256 RGB uint8 frame as a 1 x 3 x 256 x 256 float tensor in [0, 1] on the model's device."""
+        """A 256x256 RGB uint8 frame as a 1 x 3 x 256 x 256 float tensor in [0, 1] on the predictor's device."""
         return image_to_tensor(frame, self.device)
 
     @staticmethod
@@ -106,7 +117,7 @@ class Predictor:
         """Keypoints of a frame (any size, centre-cropped to 256x256)."""
         tensor = self.to_tensor(prepare_frame(frame))
         with self._lock:
-            return self.model.kp_detector(tensor)
+            return self._keypoints(tensor)
 
     @torch.no_grad()
     def set_avatar(self, image: np.ndarray) -> None:
@@ -118,9 +129,7 @@ class Predictor:
 
     def _prepare(self, image: np.ndarray) -> PreparedAvatar:
         source = self.to_tensor(image)
-        return PreparedAvatar(
-            image=image, kp=self.model.kp_detector(source), encoding=self.model.generator.encode(source)
-        )
+        return PreparedAvatar(image=image, kp=self._keypoints(source), encoding=self._encode(source))
 
     def calibrate(self) -> None:
         """Take the next driving frame as the neutral pose."""
@@ -140,7 +149,7 @@ class Predictor:
             if self._avatar is None:
                 raise RuntimeError("No avatar set; call set_avatar() first.")
             motion = self.motion
-            kp_driving = self.model.kp_detector(driving)
+            kp_driving = self._keypoints(driving)
             if self._kp_neutral is None:
                 self._kp_neutral = kp_driving
             kp_norm = kp_driving
@@ -150,9 +159,7 @@ class Predictor:
                     self._avatar.kp, kp_driving, self._kp_neutral, scale * motion.motion_strength,
                     use_relative_jacobian=True, jacobian_strength=motion.motion_strength,
                 )
-            return self.model.generator.animate(self._avatar.encoding, kp_driving=kp_norm, kp_source=self._avatar.kp)[
-                "prediction"
-            ]
+            return self._render(self._avatar.encoding, self._avatar.kp, kp_norm)
 
     def _adapt_scale(self) -> float:
         """FOMM's adapt scale for the current avatar and neutral pose, computed once per pair."""
@@ -172,3 +179,42 @@ class Predictor:
             self._avatar = None
             self._kp_neutral = None
             self._scale_for = None
+
+
+class Predictor(PredictorBase):
+    """Animates a still avatar with driving frames using relative (or absolute) FOMM motion transfer, in torch.
+
+    With `optimize` (the default) the model is rewritten in place for speed (see
+    `avatarify.model.fomm.optimize`); `precision` picks the decoder's number type ("auto" chooses per device).
+    """
+
+    def __init__(
+        self,
+        model: FOMM,
+        motion: MotionOptions | None = None,
+        precision: str = "auto",
+        optimize: bool = True,
+    ) -> None:
+        super().__init__(motion)
+        self.model = model
+        self.fast_path = (
+            enable_fast_paths(model.kp_detector, model.generator, precision) if optimize else "fp32, as published"
+        )
+        log.info("Model on %s: %s", model.device, self.fast_path)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def device_name(self) -> str:
+        return str(self.model.device)
+
+    def _keypoints(self, image: torch.Tensor) -> Keypoints:
+        return self.model.kp_detector(image)
+
+    def _encode(self, image: torch.Tensor) -> SourceEncoding:
+        return self.model.generator.encode(image)
+
+    def _render(self, encoding: SourceEncoding, kp_source: Keypoints, kp_driving: Keypoints) -> torch.Tensor:
+        return self.model.generator.animate(encoding, kp_driving=kp_driving, kp_source=kp_source)["prediction"]

@@ -24,6 +24,8 @@ class SessionOptions:
     config: Path | None = None
     device: str | None = None
     precision: str = "auto"
+    backend: str = "auto"
+    provider: str | None = None
     remote: RemoteOptions | None = None
     landmarks: bool = True
     camera_width: int | None = None
@@ -38,4 +40,6 @@ class SessionOptions:
             config=self.config,
             device=self.device or device or "auto",
             precision=self.precision,
+            backend=self.backend,
+            provider=self.provider,
         )

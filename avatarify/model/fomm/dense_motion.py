@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import AntiAliasInterpolation2d, Hourglass
-from .motion import Keypoints, kp2gaussian, make_coordinate_grid
+from .motion import Keypoints, inverse_2x2, kp2gaussian, make_coordinate_grid
 
 
 class DenseMotionNetwork(nn.Module):
@@ -48,7 +48,7 @@ class DenseMotionNetwork(nn.Module):
         identity = make_coordinate_grid(height, width, value_s).view(1, 1, height, width, 2)
         coords = identity - value_d.view(n, self.num_kp, 1, 1, 2)
         if "jacobian" in kp_driving:
-            jacobian = torch.matmul(kp_source["jacobian"], torch.inverse(kp_driving["jacobian"]))
+            jacobian = torch.matmul(kp_source["jacobian"], inverse_2x2(kp_driving["jacobian"]))
             coords = torch.einsum("nkij,nkhwj->nkhwi", jacobian, coords)
         driving_to_source = coords + value_s.view(n, self.num_kp, 1, 1, 2)
         return torch.cat([identity.expand(n, 1, height, width, 2), driving_to_source], dim=1)

@@ -89,6 +89,15 @@ class OcclusionAwareGenerator(nn.Module):
         self, encoding: SourceEncoding, kp_driving: Keypoints, kp_source: Keypoints, with_deformed: bool = False
     ) -> dict[str, torch.Tensor]:
         """The per-frame half: motion, feature warp, occlusion, bottleneck and decoder."""
+        out = self.move_features(encoding, kp_driving, kp_source, with_deformed)
+        out["prediction"] = self.decode(out.pop("warped"))
+        return out
+
+    def move_features(
+        self, encoding: SourceEncoding, kp_driving: Keypoints, kp_source: Keypoints, with_deformed: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """Motion, feature warp and occlusion: "warped" holds the source features moved to the driving pose,
+        the other entries the motion network's outputs."""
         out: dict[str, torch.Tensor] = {}
         features = encoding.features
         if self.dense_motion_network is not None:
@@ -102,7 +111,7 @@ class OcclusionAwareGenerator(nn.Module):
                 features = features * occlusion_map
             if with_deformed:
                 out["deformed"] = self.warp(encoding.image, motion["deformation"])
-        out["prediction"] = self.decode(features)
+        out["warped"] = features
         return out
 
     def decode(self, features: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,18 @@ def kp2gaussian(value: torch.Tensor, height: int, width: int, kp_variance: float
     return torch.exp(-0.5 * (diff**2).sum(-1) / kp_variance)
 
 
+def inverse_2x2(matrix: torch.Tensor) -> torch.Tensor:
+    """The inverses of a batch of 2x2 matrices (... x 2 x 2) in closed form: adjugate over determinant.
+
+    Replaces `torch.inverse`, which has no ONNX counterpart, so the torch model and its exported graphs
+    compute the same thing.
+    """
+    a, b = matrix[..., 0, 0], matrix[..., 0, 1]
+    c, d = matrix[..., 1, 0], matrix[..., 1, 1]
+    adjugate = torch.stack([torch.stack([d, -b], dim=-1), torch.stack([-c, a], dim=-1)], dim=-2)
+    return adjugate / (a * d - b * c)[..., None, None]
+
+
 def convex_hull_area(points: torch.Tensor) -> float:
     """Area of the 2-D convex hull of K x 2 points."""
     return float(ConvexHull(points.detach().cpu().double().numpy()).volume)
@@ -76,7 +88,7 @@ def relative_keypoints(
     kp_new = dict(kp_driving)
     kp_new["value"] = (kp_driving["value"] - kp_driving_initial["value"]) * value_scale + kp_source["value"]
     if use_relative_jacobian:
-        jacobian_diff = torch.matmul(kp_driving["jacobian"], torch.inverse(kp_driving_initial["jacobian"]))
+        jacobian_diff = torch.matmul(kp_driving["jacobian"], inverse_2x2(kp_driving_initial["jacobian"]))
         if jacobian_strength != 1.0:
             identity = torch.eye(2, dtype=jacobian_diff.dtype, device=jacobian_diff.device)
             jacobian_diff = identity + jacobian_strength * (jacobian_diff - identity)
