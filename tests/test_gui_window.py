@@ -579,3 +579,9 @@ def test_about_shows_version_licences_and_opens_the_folders(qtbot, make_window, 
     assert set(dialog.open_buttons) == {"Settings", "Avatars", "Weights"}
     qtbot.mouseClick(dialog.open_buttons["Avatars"], Qt.LeftButton)
     assert opened and opened[-1].name == "avatars"
+    # The same report `avatarify doctor` prints, ready to copy.
+    qtbot.waitUntil(lambda: dialog.copy_button.isEnabled(), timeout=WAIT_MS)
+    report = dialog.report.toPlainText()
+    assert "System" in report and "Virtual camera" in report and "Cameras" in report
+    qtbot.mouseClick(dialog.copy_button, Qt.LeftButton)
+    assert QApplication.clipboard().text() == report

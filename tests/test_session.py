@@ -264,3 +264,18 @@ def test_close_is_bounded_even_when_a_part_hangs(make_session):
     started = time.monotonic()
     assert not session.close(timeout=1.0)
     assert time.monotonic() - started < 2.0
+
+
+def test_a_model_partly_left_to_the_cpu_says_so(make_session):
+    openings = Openings()
+
+    def model(options, motion):
+        predictor = FakePredictor(device_name="cuda:0 (TensorRT, fp16 decoder)")
+        predictor.status_note = "TensorRT cannot run 2 GridSample of the animate graph: they run on the CPU"
+        return predictor
+
+    session = make_session(openings)
+    session.openers = openings.openers(local_model=model)
+    session.load_model()
+    status = session.settled("model", 10)
+    assert status.state is State.RUNNING and "they run on the CPU" in status.message and status.detail

@@ -87,7 +87,7 @@ class MainWindow(QMainWindow):
             "leave_fullscreen": self._leave_fullscreen,
             "settings": self.open_settings,
             "help": lambda: self._open_dialog("help_dialog", HotkeyHelpDialog(self)),
-            "about": lambda: self._open_dialog("about_dialog", AboutDialog(self.settings_file, self)),
+            "about": lambda: self._open_dialog("about_dialog", AboutDialog(self.settings_file, self, self._report)),
             "quit": self.request_quit,
         }
 
@@ -261,6 +261,13 @@ class MainWindow(QMainWindow):
         self.panes.output.title.setText(title)
 
     # -- dialogs ---------------------------------------------------------------------------------------
+
+    def _report(self) -> str:
+        """The diagnostics for this session's model choice, without timing (that would load every backend)."""
+        from ..session.doctor import build_report
+
+        settings = self.session.settings.value
+        return build_report(self.session.options.model(settings.engine, settings.model_device, None), frames=0)
 
     def _leave_fullscreen(self) -> None:
         """Esc: only leaves full screen; it never quits (dialogs and popups handle their own Esc)."""

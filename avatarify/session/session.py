@@ -211,7 +211,8 @@ class Session:
                 self.model_error = exc
             return
         self.model_error = None
-        if slot.finish(token, predictor, describe.model_running(predictor.device_name, note)) and located:
+        status = describe.model_running(predictor.device_name, note, getattr(predictor, "status_note", ""))
+        if slot.finish(token, predictor, status) and located:
             self._loaded_checkpoint = str(located)
             self.settings.update(checkpoint=str(located))  # remembered only once it loaded
 

@@ -45,9 +45,13 @@ def failed_on_frames(loaded: ComponentStatus, problem: str) -> ComponentStatus:
     return failed(problem, detail=loaded.message)
 
 
-def model_running(device_name: str, note: str = "") -> ComponentStatus:
+def model_running(device_name: str, note: str = "", fallback: str = "") -> ComponentStatus:
+    """A running model: where it runs, a `note` about how it was chosen, and `fallback`, what does not run where
+    it was asked to (parts of an ONNX graph left to the CPU): never silent."""
     text = f"Model on {device_name}" + (f" ({note})" if note else "")
-    if device_name.split(":")[0] == "cpu":
+    if fallback:
+        return running(f"{text}; {fallback}", detail=fallback)
+    if device_name.split()[0].split(":")[0] == "cpu":
         return running(f"{text}: slow, a few frames per second", detail=CPU_WARNING)
     return running(text)
 
