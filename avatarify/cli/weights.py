@@ -81,7 +81,8 @@ def run_download(args: argparse.Namespace) -> int:
     from ..model.weights import download_weights
 
     md5 = args.md5 or CHECKPOINT_MD5
-    path = download_weights(args.dest, args.url, md5=md5, name=args.name or CHECKPOINT_NAME, force=args.force)
+    name = CHECKPOINT_NAME if args.name is None else args.name
+    path = download_weights(args.dest, args.url, md5=md5, name=name, force=args.force)
     print(f"{path} is ready (md5 {md5}).")
     return 0
 
@@ -90,7 +91,7 @@ def _download_liveportrait(args: argparse.Namespace) -> int:
     from ..core.errors import AvatarifyError
     from ..model.liveportrait.weights import download_weights
 
-    if args.url or args.md5 or args.name:
+    if args.url or args.md5 or args.name is not None:
         raise AvatarifyError("--url, --md5 and --name are for FOMM's file; LivePortrait takes --endpoint and --revision.")
     folder = download_weights(args.dest, endpoint=args.endpoint, revision=args.revision, force=args.force)
     print(f"{folder} is ready: LivePortrait's five files, sha256 checked (use it with --engine liveportrait).")

@@ -44,11 +44,11 @@ class Task(QObject):
             result = self._function()
         except Exception as exc:  # every failure becomes a message in the window, never a crash
             log.warning("Background task failed: %s", exc, exc_info=not isinstance(exc, AvatarifyError))
-            outcome = (self.failed, describe_error(exc))
+            succeeded, outcome = False, describe_error(exc)
         else:
-            outcome = (self.succeeded, result)
-        try:
-            outcome[0].emit(outcome[1])
+            succeeded, outcome = True, result
+        try:  # the window may have closed meanwhile, deleting this object and its signals
+            (self.succeeded if succeeded else self.failed).emit(outcome)
             self.done.emit()
         except RuntimeError:
             log.debug("Task finished after its window closed; result dropped.")

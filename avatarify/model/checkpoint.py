@@ -7,12 +7,31 @@ wording of torch's message: code is refused as such; anything else that fails is
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
+import yaml
 
 from ..core.errors import CheckpointError
 from .pickles import code_in_checkpoint
+
+def read_model_params(path: str | Path, sections: set[str], engine: str) -> dict[str, Any]:
+    """The `model_params` section of a model YAML, which must hold each of `sections` (a dict each for LivePortrait,
+    present for FOMM); `CheckpointError` names what is missing."""
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise CheckpointError(f"Cannot read model config {path}: {exc.strerror or exc}.") from exc
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"Model config {path} is not valid YAML.") from exc
+    params = config.get("model_params") if isinstance(config, dict) else None
+    if not isinstance(params, dict) or not all(isinstance(params.get(name), dict) for name in sections):
+        raise CheckpointError(
+            f"Model config {path} has no {engine} model_params section (it needs {', '.join(sorted(sections))})."
+        )
+    return params
+
 
 def read_weights(path: str | Path, hint: str) -> object:
     """A torch weights file loaded without running code; `hint` says what to do when it is unusable.

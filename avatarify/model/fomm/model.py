@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-import yaml
 
 from ...core.errors import CheckpointError
 from ..checkpoint import load_state_strictly, read_weights
+from ..checkpoint import read_model_params as read_params
 from .generator import OcclusionAwareGenerator
 from .keypoints import KPDetector
 
@@ -29,17 +29,7 @@ class FOMM:
 
 def read_model_params(config_path: str | Path) -> dict:
     """The `model_params` section of an original FOMM config YAML."""
-    path = Path(config_path)
-    try:
-        config = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise CheckpointError(f"Cannot read model config {path}: {exc.strerror or exc}.") from exc
-    except yaml.YAMLError as exc:
-        raise CheckpointError(f"Model config {path} is not valid YAML.") from exc
-    params = config.get("model_params") if isinstance(config, dict) else None
-    if not isinstance(params, dict) or not {"common_params", "kp_detector_params", "generator_params"} <= set(params):
-        raise CheckpointError(f"Model config {path} has no FOMM model_params section.")
-    return params
+    return read_params(config_path, {"common_params", "kp_detector_params", "generator_params"}, "FOMM")
 
 
 def build_networks(model_params: Mapping[str, Any], align_corners: bool = True) -> tuple[KPDetector, OcclusionAwareGenerator]:

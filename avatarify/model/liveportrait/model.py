@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-import yaml
 from torch import nn
 
 from ...core.errors import CheckpointError
 from ...core.frame import FRAME_SIZE
 from ..checkpoint import load_state_strictly, read_weights
+from ..checkpoint import read_model_params as read_params
 from .appearance import AppearanceFeatureExtractor
 from .decoder import SPADEDecoder
 from .keypoints import MotionInfo, motion_info
@@ -56,20 +56,7 @@ class LivePortrait:
 
 def read_model_params(config_path: str | Path) -> dict:
     """The `model_params` section of a LivePortrait model YAML (the original `models.yaml` layout)."""
-    path = Path(config_path)
-    try:
-        config = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise CheckpointError(f"Cannot read model config {path}: {exc.strerror or exc}.") from exc
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"Model config {path} is not valid YAML.") from exc
-    params = config.get("model_params") if isinstance(config, dict) else None
-    sections = {f"{name}_params" for name in NETWORK_CLASSES}
-    if not isinstance(params, dict) or not all(isinstance(params.get(s), dict) for s in sections):
-        raise CheckpointError(
-            f"Model config {path} has no LivePortrait model_params section (it needs {', '.join(sorted(sections))})."
-        )
-    return params
+    return read_params(config_path, {f"{name}_params" for name in NETWORK_CLASSES}, "LivePortrait")
 
 
 def build_networks(model_params: Mapping[str, Any], source: str = "the model config") -> dict[str, nn.Module]:
