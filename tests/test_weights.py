@@ -87,7 +87,7 @@ def server():
     state = FileServer(files={"/vox.pth.tar": PAYLOAD})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     state.port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     yield state
     httpd.shutdown()

@@ -70,9 +70,11 @@ def load_model(
     Without a checkpoint the networks keep their random initialisation (for benchmarks).
     """
     model_params = read_model_params(config_path or DEFAULT_CONFIG)
+    # Read before building: a damaged or hostile file is refused without the seconds of initialising vox-256.
+    state = None if checkpoint_path is None else read_checkpoint(checkpoint_path)
     kp_detector, generator = build_networks(model_params, align_corners=align_corners)
-    if checkpoint_path is not None:
-        load_networks(kp_detector, generator, read_checkpoint(checkpoint_path), str(checkpoint_path))
+    if state is not None:
+        load_networks(kp_detector, generator, state, str(checkpoint_path))
     target = torch.device(device)
     kp_detector.to(target).eval()
     generator.to(target).eval()
