@@ -1,8 +1,9 @@
 """What every engine's predictor shares: frames to tensors and back, and the cache of prepared avatars."""
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
-from typing import Callable, Generic, TypeVar
+from typing import Callable, Generic, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -45,3 +46,30 @@ class AvatarCache(Generic[Prepared]):
 
     def clear(self) -> None:
         self._items.clear()
+
+
+class HasImage(Protocol):
+    image: np.ndarray
+
+
+class HoldsAvatars:
+    """The avatar side of a predictor: the current prepared avatar and the cache of earlier ones.
+
+    The predictor sets `_lock`, `_avatars` (an `AvatarCache`) and `_avatar` (an item with an `image`, or None).
+    """
+
+    _lock: threading.RLock
+    _avatars: AvatarCache
+    _avatar: HasImage | None
+
+    @property
+    def avatar(self) -> np.ndarray | None:
+        """The current avatar as the 256x256 RGB image the model sees."""
+        with self._lock:
+            return None if self._avatar is None else self._avatar.image
+
+    @property
+    def cached_avatars(self) -> int:
+        """How many avatar encodings are kept for instant switching."""
+        with self._lock:
+            return len(self._avatars)

@@ -13,7 +13,7 @@ from ..core.frame import FRAME_SIZE, MotionOptions, content_key, prepare_frame
 from .fomm import FOMM, SourceEncoding
 from .fomm.motion import Keypoints, movement_scale, relative_keypoints
 from .fomm.optimize import enable_fast_paths
-from .frames import AvatarCache, image_to_tensor, tensor_to_image
+from .frames import AvatarCache, HoldsAvatars, image_to_tensor, tensor_to_image
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class PreparedAvatar:
     encoding: Any
 
 
-class PredictorBase:
+class PredictorBase(HoldsAvatars):
     """The engine-independent half of a FOMM predictor: avatar cache, neutral pose and motion transfer.
 
     `set_avatar` computes the avatar's keypoints and encoding once (cached by content, so switching back to an
@@ -86,22 +86,10 @@ class PredictorBase:
         return FRAME_SIZE
 
     @property
-    def avatar(self) -> np.ndarray | None:
-        """The current avatar as the 256x256 RGB image the model sees."""
-        with self._lock:
-            return None if self._avatar is None else self._avatar.image
-
-    @property
     def neutral_keypoints(self) -> Keypoints | None:
         """Keypoints of the neutral pose, or None until the next frame sets it."""
         with self._lock:
             return self._kp_neutral
-
-    @property
-    def cached_avatars(self) -> int:
-        """How many avatar encodings are kept for instant switching."""
-        with self._lock:
-            return len(self._avatars)
 
     def to_tensor(self, frame: np.ndarray) -> torch.Tensor:
         """A 256x256 RGB uint8 frame as a 1 x 3 x 256 x 256 float tensor in [0, 1] on the predictor's device."""

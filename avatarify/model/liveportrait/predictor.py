@@ -10,7 +10,7 @@ import torch
 
 from ...core.frame import MotionOptions, content_key, prepare_frame
 from ..fomm.optimize import PRECISIONS
-from ..frames import AvatarCache, image_to_tensor, tensor_to_image
+from ..frames import AvatarCache, HoldsAvatars, image_to_tensor, tensor_to_image
 from .keypoints import MotionInfo, absolute_keypoints, relative_keypoints, transform_keypoints
 from .model import LivePortrait
 from .warping import Warped, WarpSource
@@ -56,7 +56,7 @@ def decoder_dtype(model: LivePortrait, precision: str) -> torch.dtype:
     return dtype
 
 
-class LivePortraitPredictor:
+class LivePortraitPredictor(HoldsAvatars):
     """Animates a still avatar with driving frames through LivePortrait, relative to a neutral pose.
 
     `set_avatar` computes the avatar's feature volume, motion parameters, keypoints and the warp's avatar-only
@@ -87,21 +87,10 @@ class LivePortraitPredictor:
         return self.model.output_size
 
     @property
-    def avatar(self) -> np.ndarray | None:
-        """The current avatar as the 256x256 RGB image the model sees."""
-        with self._lock:
-            return None if self._avatar is None else self._avatar.image
-
-    @property
     def neutral(self) -> MotionInfo | None:
         """The neutral pose's motion parameters, or None until the next frame sets it."""
         with self._lock:
             return self._neutral
-
-    @property
-    def cached_avatars(self) -> int:
-        with self._lock:
-            return len(self._avatars)
 
     @torch.no_grad()
     def motion_of(self, frame: np.ndarray) -> MotionInfo:
