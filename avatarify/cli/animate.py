@@ -7,7 +7,6 @@ from pathlib import Path
 from .options import add_model_arguments, model_options, remote_options
 from ..core.errors import AvatarifyError
 
-WORKER_WAIT_S = 5.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -73,9 +72,9 @@ def _predictor(args: argparse.Namespace, motion):
         from ..model.loader import create_predictor
 
         return create_predictor(model_options(args), motion)
-    from ..remote.client import connect
+    from ..remote.client import CONNECT_WAIT, connect
 
-    predictor = connect(remote, motion, strict=True, wait=WORKER_WAIT_S)
+    predictor = connect(remote, motion, strict=True, wait=CONNECT_WAIT)
     if predictor.state != "connected":
         predictor.close()
         raise AvatarifyError(

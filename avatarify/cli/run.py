@@ -15,7 +15,6 @@ log = logging.getLogger(__name__)
 STATUS_INTERVAL = 5.0
 # How long the camera, the model and the worker may take to answer before the run gives up on them.
 START_TIMEOUT = 120.0
-WORKER_WAIT = 5.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -110,6 +109,7 @@ def _start(args: argparse.Namespace, library):
     """A started session; stops with the reason when the camera or the model cannot be used at all."""
     from ..core.errors import AvatarifyError
     from ..core.settings import SettingsModel
+    from ..remote.client import CONNECT_WAIT
     from ..session import Session
 
     options = session_options(
@@ -122,7 +122,7 @@ def _start(args: argparse.Namespace, library):
     session = Session(settings, options, library)
     session.start(model=not args.passthrough)
     try:
-        for component, timeout in (("camera", START_TIMEOUT), ("model", START_TIMEOUT), ("worker", WORKER_WAIT)):
+        for component, timeout in (("camera", START_TIMEOUT), ("model", START_TIMEOUT), ("worker", CONNECT_WAIT)):
             status = session.settled(component, timeout)
             if status.failed and not _can_wait(component, status):
                 error = session.model_error if component == "model" else None

@@ -40,7 +40,8 @@ __all__ = [
 FRAME_TIMEOUT = 2.0
 # In strict mode a frame that gets no result is an error, so slow frames get more time.
 STRICT_FRAME_TIMEOUT = 10.0
-CONNECT_TIMEOUT = 5.0
+# How long a command waits for a worker's first answer before it goes on (a refusal stops it at once).
+CONNECT_WAIT = 5.0
 # Two frames in flight hide one network round trip; more would only add latency.
 MAX_IN_FLIGHT = 2
 
