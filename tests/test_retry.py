@@ -25,3 +25,15 @@ def test_due_at_once_then_after_each_failure_interval() -> None:
     retry.failed()
     retry.succeeded()
     assert retry.due() and retry.failures == 0
+
+
+def test_due_at_once_even_when_the_clock_starts_at_zero() -> None:
+    clock = Clock()
+    clock.now = 0.0  # a monotonic clock may start anywhere
+    retry = Retry(2.0, clock)
+    assert retry.due()
+    retry.failed()
+    retry.failed()
+    assert retry.failures == 2
+    retry.succeeded()
+    assert retry.due() and retry.wait_seconds == 0.0

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from avatarify.core.paths import settings_path
-from avatarify.core.settings import MAX_CROP_ZOOM, MAX_MOTION_STRENGTH, Settings, SettingsModel
+from avatarify.core.settings import MAX_CROP_ZOOM, MAX_MOTION_STRENGTH, MIN_CROP_ZOOM, Settings, SettingsModel
 from avatarify.core.settings_file import MAX_FILE_BYTES, SettingsFile
 
 
@@ -132,6 +132,37 @@ def test_values_out_of_range_are_brought_into_it(tmp_path: Path) -> None:
     assert settings.checkpoint == "" and settings.avatar == ""  # NUL characters and absurd lengths refused
 
 
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        (dict(camera_width=NAN, camera_height=INF), dict(camera_width=1280, camera_height=720)),
+        (dict(camera_width=3, camera_height=10**9), dict(camera_width=16, camera_height=7680)),
+        (dict(camera_width=640.7, camera_height=480), dict(camera_width=640, camera_height=480)),
+        (dict(overlay_opacity=NAN, motion_strength=-INF), dict(overlay_opacity=0.0, motion_strength=1.0)),
+        (dict(overlay_opacity=2.0, motion_strength=-1.0), dict(overlay_opacity=1.0, motion_strength=0.0)),
+        (dict(crop_zoom=NAN), dict(crop_zoom=1.0)),
+        (dict(crop_zoom=0.1), dict(crop_zoom=MIN_CROP_ZOOM)),
+        (dict(crop_offset=(NAN, 0.25)), dict(crop_offset=(0.0, 0.25))),
+        (dict(crop_offset=(-9.0, INF)), dict(crop_offset=(-0.5, 0.0))),
+        (dict(engine="liveportrait"), dict(engine="liveportrait")),
+        (dict(engine="../../etc"), dict(engine="fomm")),
+    ],
+)
+def test_checked_brings_each_number_into_range_and_non_numbers_to_the_default(given, expected) -> None:
+    checked = Settings(**given).checked()
+    assert {name: getattr(checked, name) for name in expected} == expected
+    assert type(checked.camera_width) is int and type(checked.camera_height) is int
+
+
+def test_checked_keeps_what_is_already_fine() -> None:
+    fine = Settings(camera_width=640, camera_height=480, overlay_opacity=0.5, motion_strength=2.0, crop_zoom=2.0,
+                    crop_offset=(0.1, -0.2), engine="liveportrait")  # fmt: skip
+    assert fine.checked() == fine
+
+
 def test_a_second_damaged_file_does_not_overwrite_the_first_backup(tmp_path: Path) -> None:
     path = tmp_path / "settings.json"
     for number, junk in enumerate(("first {", "second {", "third {"), start=1):
@@ -156,6 +187,7 @@ def test_the_model_checks_values_and_tells_observers_of_the_fields_they_watch() 
     model = SettingsModel()
     every, crop = [], []
     model.observe(lambda old, new: every.append((old, new)))
+    model.observe(lambda old, new: None, [f.name for f in dataclasses.fields(Settings)])  # every name is real
     model.observe(lambda old, new: crop.append(new.crop_zoom), ["crop_zoom"])
     holder = type("Holder", (), {})()
     model.connect_setattr("mirror_output", holder, "mirrored")
@@ -165,12 +197,24 @@ def test_the_model_checks_values_and_tells_observers_of_the_fields_they_watch() 
     model.update(mirror_output=True, motion_strength=float("nan"))
     assert holder.mirrored is True and model.value.motion_strength == 1.0
     assert len(every) == 2 and len(crop) == 1
+    assert every[1][0].mirror_output is False and every[1][1].mirror_output is True  # old, then new
     model.update(mirror_output=True)  # nothing changed: nobody is told
     assert len(every) == 2
     with pytest.raises(TypeError):
         model.update(no_such_setting=1)
-    with pytest.raises(ValueError):
-        model.observe(lambda old, new: None, ["no_such_setting"])
+    with pytest.raises(ValueError, match=r"unknown settings: \['no_such_setting'\]"):
+        model.observe(lambda old, new: None, ["camera", "no_such_setting"])
+
+
+def test_connect_setattr_follows_its_own_field_only() -> None:
+    model = SettingsModel()
+    holder = type("Holder", (), {})()
+    model.connect_setattr("relative", holder, "relative")
+    holder.relative = "changed by hand"
+    model.update(camera="2")  # another field: the attribute is left alone
+    assert holder.relative == "changed by hand"
+    model.update(relative=False)
+    assert holder.relative is False
 
 
 def test_an_observer_can_be_disconnected() -> None:
