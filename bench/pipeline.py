@@ -20,15 +20,14 @@ import time
 from itertools import islice
 from pathlib import Path
 
-import numpy as np
 
 from avatarify.core.faces import center_crop, cut_square
 from avatarify.core.frame import FRAME_SIZE
+from avatarify.core.images import read_image
 from avatarify.core.settings import Settings
 from avatarify.core.video import read_frames
 from avatarify.model.fomm import DEFAULT_CONFIG, load_model
 from avatarify.model.predictor import Predictor
-from avatarify.pipeline.avatars import AvatarLibrary
 from avatarify.pipeline.camera import VideoFileSource
 from avatarify.pipeline.frames import PipelineFrame
 from avatarify.pipeline.pipeline import Pipeline
@@ -85,7 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=("small", "vox"), default="small")
     parser.add_argument("--video", type=Path, default=SHARED / "media" / "driving" / "d0.mp4")
-    parser.add_argument("--avatars", type=Path, default=SHARED / "media" / "avatars")
+    parser.add_argument("--avatar", type=Path, default=SHARED / "media" / "avatars" / "einstein.jpg")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
@@ -95,7 +94,7 @@ def main() -> None:
     else:
         model = load_model(DEFAULT_CONFIG, None, device=args.device)
     predictor = Predictor(model)
-    avatar = Avatar.from_picture(np.asarray(AvatarLibrary([args.avatars]).image(0)))
+    avatar = Avatar.from_picture(read_image(args.avatar))  # read only: nothing is written beside the picture
     predictor.set_avatar(avatar.image)
     before = model_alone(predictor, args.video)
     with_model = run_pipeline(predictor, args.video, avatar, args.seconds)
