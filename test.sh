@@ -13,6 +13,7 @@ if ! command -v Xvfb >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ 
         libxcb-xkb1 libgl1 >/dev/null) || echo "Could not install Xvfb; the full-window GUI test will be skipped."
 fi
 
-bootstrap_venv model,onnx,test
+# serve: Ray Serve for the `worker --ray` tests (about a minute to install, three to test).
+bootstrap_venv model,onnx,serve,test
 export QT_QPA_PLATFORM=offscreen
 exec "$VENV/bin/python" -m pytest "$@"

@@ -1,10 +1,14 @@
-"""Shared fixtures: the small golden FOMM checkpoint and the real media beside the repository."""
+"""Shared fixtures: the small golden FOMM checkpoint, the real media beside the repository and frames read from it."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
+
+from avatarify.core.images import read_image
 
 # Qt must never look for a display in tests; set before any Qt import.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -13,6 +17,8 @@ os.environ.pop("QT_QPA_PLATFORM_PLUGIN_PATH", None)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The shared test media beside the repository; AVATARIFY_SHARED points elsewhere (or nowhere, to run without it).
+# Frames of the driving video the worker tests send.
+WORKER_FRAMES = 6
 SHARED_DIR = Path(os.environ.get("AVATARIFY_SHARED", REPO_ROOT.parent / "shared"))
 
 
@@ -95,7 +101,24 @@ def lp_golden_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def lp_golden(lp_golden_dir: Path) -> dict:
-    import numpy as np
-
     with np.load(lp_golden_dir / "golden.npz") as data:
         return {key: data[key] for key in data.files}
+
+
+@pytest.fixture(scope="module")
+def frames(driving_video) -> list[np.ndarray]:
+    """The first frames of the driving video, RGB: what the worker tests send."""
+    capture = cv2.VideoCapture(str(driving_video))
+    result = []
+    while len(result) < WORKER_FRAMES:
+        ok, frame = capture.read()
+        assert ok, "the driving video has too few frames"
+        result.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    capture.release()
+    return result
+
+
+@pytest.fixture(scope="module")
+def avatars(avatars_dir) -> dict[str, np.ndarray]:
+    """Three real avatar pictures by name."""
+    return {name: read_image(avatars_dir / f"{name}.jpg") for name in ("mona", "einstein", "obama")}

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "avatarify"
 # Bottom to top; a layer may import the layers below it and itself, never one above.
 LAYERS = ("core", "model", "pipeline", "remote", "offline", "session", "gui", "cli")
 # Packages that may be imported by one layer only.
-ONLY_IN = {"torch": "model", "face_alignment": "model", "yaml": "model", "PyQt5": "gui", "argparse": "cli"}
+ONLY_IN = {"torch": "model", "face_alignment": "model", "yaml": "model", "PyQt5": "gui", "argparse": "cli", "ray": "remote"}
 MAX_METHODS = 25
 MAX_FUNCTION_LINES = 60
 

@@ -30,6 +30,7 @@ from avatarify.remote.protocol import (
     encode_image,
     encode_message,
 )
+from avatarify.remote.backend import LocalBackend
 from avatarify.remote.worker import Worker
 from bounded import GiB, run_bounded
 from forged import jpeg, patch_jpeg_frame, small_progressive_jpeg_claiming
@@ -69,7 +70,7 @@ def serve():
     running: list[tuple[threading.Event, threading.Thread]] = []
 
     def start(delay: float = 0.0, **options) -> Worker:
-        worker = Worker(lambda: InvertingModel(delay), bind="tcp://127.0.0.1:0", **options)
+        worker = Worker(LocalBackend(lambda: InvertingModel(delay)), bind="tcp://127.0.0.1:0", **options)
         stop = threading.Event()
         thread = threading.Thread(target=worker.serve, args=(stop,), daemon=True)
         thread.start()

@@ -13,7 +13,6 @@ import time
 import uuid
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import zmq
@@ -21,7 +20,6 @@ import zmq
 from avatarify.cli.options import add_model_arguments, remote_options
 from avatarify.core.errors import AvatarifyError, EngineUnavailable
 from avatarify.core.frame import MotionOptions
-from avatarify.core.images import read_image
 from avatarify.core.frame import prepare_frame
 from avatarify.model.predictor import Predictor
 from avatarify.remote.client import CONNECTED, UNREACHABLE, RemotePredictor, WorkerLostError, WorkerRefusedError
@@ -31,6 +29,7 @@ from avatarify.remote.connection import HEARTBEAT_INTERVAL
 from avatarify.remote.keys import create_keys, load_client_keys
 from avatarify.remote.protocol import decode_image, decode_message, encode_image, encode_message
 from avatarify.remote.inbox import CLIENT_QUOTA
+from avatarify.remote.backend import LocalBackend
 from avatarify.remote.worker import MAX_CLIENTS, Worker
 
 pytestmark = pytest.mark.worker
@@ -38,7 +37,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # Generous limits that only guard against hangs; nothing here measures speed.
 START_TIMEOUT = 120.0
 LOG_TIMEOUT = 60.0
-FRAME_COUNT = 6
 
 
 def free_port() -> int:
@@ -103,23 +101,6 @@ def shared_worker(golden_dir, tmp_path_factory):
     worker.wait_for_log("Worker serving on", timeout=START_TIMEOUT)
     yield worker
     worker.kill()
-
-
-@pytest.fixture(scope="module")
-def frames(driving_video) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(driving_video))
-    result = []
-    while len(result) < FRAME_COUNT:
-        ok, frame = capture.read()
-        assert ok, "the driving video has too few frames"
-        result.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    capture.release()
-    return result
-
-
-@pytest.fixture(scope="module")
-def avatars(avatars_dir) -> dict[str, np.ndarray]:
-    return {name: read_image(avatars_dir / f"{name}.jpg") for name in ("mona", "einstein", "obama")}
 
 
 def dealer(address: str) -> zmq.Socket:
@@ -675,7 +656,7 @@ def serve_in_thread():
     running: list[tuple[threading.Event, threading.Thread]] = []
 
     def serve(factory, client_timeout: float = 10.0) -> tuple[Worker, threading.Event, threading.Thread]:
-        worker = Worker(factory, bind=f"tcp://127.0.0.1:{free_port()}", client_timeout=client_timeout)
+        worker = Worker(LocalBackend(factory), bind=f"tcp://127.0.0.1:{free_port()}", client_timeout=client_timeout)
         stop = threading.Event()
         thread = threading.Thread(target=worker.serve, args=(stop,), daemon=True)
         thread.start()
@@ -745,3 +726,22 @@ def test_worker_errors_do_not_tell_clients_the_details(serve_in_thread, caplog):
     assert (answer.type, answer.id, answer.header["code"]) == ("error", 3, "failed")
     assert "secret" not in answer.header["message"] and "CUDA" not in answer.header["message"]
     assert any(r.exc_info and "secret.py" in str(r.exc_info[1]) for r in caplog.records)
+
+
+def test_worker_status_reports_clients_frames_and_model_time(shared_worker, frames, avatars):
+    from avatarify.remote.monitor import StatusError, query_status
+
+    with connect(shared_worker) as remote:
+        remote.set_avatar(avatars["mona"])
+        remote.predict(frames[0])
+        report = query_status(shared_worker.address)
+        shown = subprocess.run(
+            [sys.executable, "-m", "avatarify", "worker", "status", "--address", shared_worker.address],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=START_TIMEOUT,
+        )  # fmt: skip
+    assert report["clients"] >= 1 and report["counters"]["frames"] >= 1 and report["problem"] is None
+    assert report["backend"]["backend"] == "local" and report["backend"]["model_ms"] > 0
+    assert shown.returncode == 0 and "model      local on cpu" in shown.stdout
+    # Nobody there: one line, no traceback.
+    with pytest.raises(StatusError, match="No answer from the worker"):
+        query_status(f"tcp://127.0.0.1:{free_port()}", timeout=0.5)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Union
 
@@ -17,6 +17,7 @@ from ..core.frame import FRAME_SIZE, MotionOptions
 from ..core.settings import ENGINES
 
 if TYPE_CHECKING:
+    from .batch import BatchAnimator
     from .liveportrait.predictor import LivePortraitPredictor
     from .predictor import PredictorBase
 
@@ -126,3 +127,16 @@ def _liveportrait(options: ModelOptions) -> PredictorFactory:
         return LivePortraitPredictor(model, motion=motion, precision=options.precision)
 
     return PredictorFactory(make, model.output_size)
+
+
+def create_batch_animator(options: ModelOptions = ModelOptions()) -> BatchAnimator:
+    """The model for serving many sessions at once (FOMM in torch only), found and placed as `create_predictor`
+    does."""
+    if options.engine != "fomm":
+        raise AvatarifyError(f"Serving with batches across sessions runs the FOMM engine only, not {options.engine}.")
+    if options.backend == "onnx":
+        raise AvatarifyError("Serving with batches across sessions runs the torch backend; drop --backend onnx.")
+    from .batch import BatchAnimator
+
+    predictor = create_predictor(replace(options, backend="torch"))
+    return BatchAnimator(predictor.model, precision=options.precision)

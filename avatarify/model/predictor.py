@@ -29,6 +29,13 @@ class PreparedAvatar:
     encoding: Any
 
 
+@torch.no_grad()
+def prepare_avatar(model: FOMM, image: np.ndarray) -> PreparedAvatar:
+    """The keypoints and encoding of a prepared (256x256 RGB uint8) avatar image, by the torch model."""
+    source = image_to_tensor(image, model.device)
+    return PreparedAvatar(image=image, kp=model.kp_detector(source), encoding=model.generator.encode(source))
+
+
 class PredictorBase(HoldsAvatars):
     """The engine-independent half of a FOMM predictor: avatar cache, neutral pose and motion transfer.
 

@@ -14,6 +14,10 @@ CLIENT_TIMEOUT = 10.0
 # Places one CurveZMQ key (with keys) or one address (without) may hold; over an SSH tunnel every client comes
 # from 127.0.0.1.
 MAX_CLIENTS_PER_PEER = 4
+# Clients one worker serves at once with the model in its own process; a front end forwarding to Ray Serve replicas
+# does little per frame, so many more fit there.
+MAX_CLIENTS = 8
+RAY_MAX_CLIENTS = 256
 
 _PUBLIC = {
     "RemoteOptions": "options",
@@ -23,7 +27,7 @@ _PUBLIC = {
     "Worker": "worker",
 }
 
-__all__ = ["CLIENT_TIMEOUT", "DEFAULT_BIND", "MAX_CLIENTS_PER_PEER", *_PUBLIC]
+__all__ = ["CLIENT_TIMEOUT", "DEFAULT_BIND", "MAX_CLIENTS", "MAX_CLIENTS_PER_PEER", "RAY_MAX_CLIENTS", *_PUBLIC]
 
 
 def __getattr__(name: str) -> Any:

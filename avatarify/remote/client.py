@@ -291,12 +291,15 @@ class RemotePredictor:
         self._cond.notify_all()
 
     def _on_error(self, request_id: int, code: str, text: str) -> None:
-        if code == "busy":
-            # Each heartbeat asks again (hello): the worker welcomes this client once a place is free.
-            self._connection.refuse(
-                f"The worker at {self.address} is busy: it serves as many clients as it can. "
-                "Close another client or try again later."
+        if code in ("busy", "unavailable"):
+            # Each heartbeat asks again (hello): the worker welcomes this client once a place is free or its model
+            # is back, and the avatar and the neutral pose are restored then.
+            why = (
+                "is busy: it serves as many clients as it can. Close another client or try again later."
+                if code == "busy"
+                else f"cannot animate now: {text}"
             )
+            self._connection.refuse(f"The worker at {self.address} {why}")
             return
         request = self._requests.get(request_id)
         if request is not None and code in ("need_avatar", "need_neutral") and not request.replayed:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 
 from .protocol import Message
@@ -76,6 +76,28 @@ class RequestInbox:
                 batch += [(identity, waiting.popleft()) for identity, waiting in queues]
                 queues = [(identity, waiting) for identity, waiting in queues if waiting]
             return batch, forgotten, self._closed
+
+    def take_ready(self, busy: Container[bytes]) -> tuple[list[tuple[bytes, Message, bool]], list[bytes]]:
+        """Without waiting, for a backend that serves each client one request at a time: the oldest waiting request
+        of every client not in `busy`, with whether a newer frame waits behind it (a calibration frame made stale),
+        and the clients to forget."""
+        with self._cond:
+            taken = []
+            for identity, waiting in list(self._waiting.items()):
+                if identity in busy or not waiting:
+                    continue
+                message = waiting.popleft()
+                stale = message.type == "predict" and any(later.type == "predict" for later in waiting)
+                taken.append((identity, message, stale))
+                if not waiting:
+                    del self._waiting[identity]
+            forgotten, self._forgotten = self._forgotten, []
+            return taken, forgotten
+
+    def waiting(self) -> int:
+        """How many requests wait, all clients together."""
+        with self._cond:
+            return sum(len(waiting) for waiting in self._waiting.values())
 
 
 @dataclass

@@ -3,8 +3,8 @@
 Every message is `[header, payload?]`: the header is a UTF-8 JSON object with the protocol version `v`,
 the message `type` and the request `id` it belongs to; the payload, when the type carries one, is a square RGB
 image, raw or JPEG (named by the header's `enc`; avatars always travel raw, as the worker checks them against
-their content hash). Frames to the worker are 256x256; results have the side the worker announced in its
-`welcome` (256 for FOMM, 512 for LivePortrait). Nothing is ever unpickled: a peer can at worst
+their content hash), or for a `report` a JSON object. Frames to the worker are 256x256; results have the side the
+worker announced in its `welcome` (256 for FOMM, 512 for LivePortrait). Nothing is ever unpickled: a peer can at worst
 send bytes that fail validation, and such a message is dropped.
 """
 from __future__ import annotations
@@ -77,6 +77,7 @@ SCHEMAS: dict[str, tuple[dict[str, Check], bool | None]] = {
     "hello": ({}, False),
     "ping": ({}, False),
     "bye": ({}, False),  # the client is leaving: its place is free
+    "status": ({}, False),  # figures for monitoring (`avatarify worker status`); holds no place
     "avatar": ({"hash": _HASH}, None),  # hash only (a query), or hash + the image (an upload)
     "neutral": ({"seq": _ID}, True),
     "predict": (
@@ -98,9 +99,12 @@ SCHEMAS: dict[str, tuple[dict[str, Check], bool | None]] = {
     "neutral_ok": ({"seq": _ID}, False),
     "result": ({"model_ms": _number(0.0, MAX_MODEL_MS)}, True),
     "dropped": ({}, False),
+    "report": ({}, True),  # the answer to `status`: a JSON object as the payload
     # Printable text only: both sides write these into their logs.
     "error": ({"code": _text(r"[a-z_]{1,32}"), "message": _text(rf"[ -~]{{1,{MAX_TEXT}}}")}, False),
 }
+# Payload encodings other than the image ones: avatars travel raw (checked against their hash), reports as JSON.
+_PAYLOAD_ENCODINGS = {"avatar": ("raw",), "report": ("json",)}
 
 
 @dataclass(frozen=True)
@@ -205,7 +209,7 @@ def decode_message(parts: list[bytes]) -> Message:
     if with_payload is not None and (payload is not None) != with_payload:
         raise ProtocolError(f"{kind} message {'without' if with_payload else 'with'} a payload", "payload presence")
     if payload is not None:
-        allowed = ("raw",) if kind == "avatar" else ENCODINGS
+        allowed = _PAYLOAD_ENCODINGS.get(kind, ENCODINGS)
         if header.get("enc") not in allowed:
             raise ProtocolError(f"{kind} payload encoding {_shown(header.get('enc'))}, expected one of {allowed}", "encoding")
     return Message(type=kind, id=header["id"], header=header, payload=payload)

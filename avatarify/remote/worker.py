@@ -1,11 +1,11 @@
-"""The remote worker: serves the predictor to clients over a ZeroMQ ROUTER socket, one predictor state per client.
+"""The remote worker's front end: serves the model to clients over a ZeroMQ ROUTER socket.
 
-Two threads share the work. The socket thread owns the socket: it validates every message, answers
-heartbeats at once (so a long model call never looks like a dead worker), files requests per client and
-forgets clients that went away (silent, or disconnected as the socket's monitor reports). Clients name
-themselves (a ZeroMQ routing id not starting with a zero byte), so that a reconnecting client keeps its
-place. The model thread takes every client's waiting requests at once, skips all but the newest frame of
-each client (answering `dropped` for the others) and runs the model.
+The socket thread owns the socket: it validates every message, answers heartbeats and status queries at
+once (so a long model call never looks like a dead worker), files requests per client and forgets clients
+that went away (silent, or disconnected as the socket's monitor reports). Clients name themselves (a
+ZeroMQ routing id not starting with a zero byte), so that a reconnecting client keeps its place. The model
+side is a backend (`backend.ModelBackend`): the model on a thread of this process (`LocalBackend`), or a
+Ray Serve deployment (`serve.backend.RayBackend`); it takes the filed requests and answers them.
 
 Nothing a peer sends stops either thread: a message that fails validation, or whose handling fails, is dropped
 and logged, at most one line a second for each kind of mistake.
@@ -13,33 +13,28 @@ and logged, at most one line a second for each kind of mistake.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import threading
 import time
-import uuid
-from collections import OrderedDict
-from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
-import numpy as np
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils.monitor import recv_monitor_message
 
 from ..core.errors import AvatarifyError
-from ..core.frame import FRAME_SIZE, AvatarPredictor, MotionOptions, content_key
 from ..core.ratelimit import RateLimitedLog
-from . import CLIENT_TIMEOUT, DEFAULT_BIND, MAX_CLIENTS_PER_PEER
+from . import CLIENT_TIMEOUT, DEFAULT_BIND, MAX_CLIENTS, MAX_CLIENTS_PER_PEER
+from .backend import FrontEnd, ModelBackend, WorkerCounters
 from .inbox import CLIENT_QUOTA, Admission, RequestInbox
 from .keys import ServerKeys
-from .protocol import MAX_PART_BYTES, Message, ProtocolError, decode_message, encode_image, encode_message
+from .protocol import MAX_PART_BYTES, Message, ProtocolError, decode_message, encode_message
 
 log = logging.getLogger(__name__)
 
-MAX_CLIENTS = 8
-AVATAR_CACHE_SIZE = 64
 # Messages read from the socket before the loop looks at results and timeouts again.
 RECEIVE_BATCH = 256
 POLL_MS = 250
@@ -50,7 +45,8 @@ PROBE_DELAYS = (0.05, 0.5)
 RECONNECT_GRACE = 2.0
 # Identities refused while full, remembered so that each is logged once rather than at every greeting.
 REFUSALS_REMEMBERED = 1024
-_RESULTS_PIPE = "inproc://avatarify-worker-results-{}"
+# While there is work, a line of figures this often.
+STATUS_LOG_INTERVAL = 5.0
 # Requests that need a place: everything but greetings and heartbeats.
 _REQUESTS = ("avatar", "neutral", "predict")
 
@@ -85,43 +81,21 @@ def check_bind(endpoint: str, keys: ServerKeys | None) -> None:
         )
 
 
-@dataclass
-class ClientState:
-    """One client's predictor and which avatar (content hash) and neutral pose (client's number) it holds."""
-
-    predictor: AvatarPredictor
-    avatar: str | None = None
-    neutral: int | None = None
-
-
-@dataclass
-class WorkerCounters:
-    """What the worker has done since it started, for logs and tests."""
-
-    frames: int = 0
-    dropped_frames: int = 0
-    avatar_uploads: int = 0
-    rejected_messages: int = 0
-    clients: int = 0
-
-
 class Worker:
-    """Serves `predictor_factory()` predictors (sharing one model) to any number of clients over ZeroMQ; their
-    results are `output_size` pixels square (256 for FOMM, 512 for LivePortrait)."""
+    """Serves the model of `backend` to any number of clients over ZeroMQ (each with its own avatar and neutral
+    pose), and answers `status` queries with figures from both."""
 
     def __init__(
         self,
-        predictor_factory: Callable[[], AvatarPredictor],
+        backend: ModelBackend,
         bind: str = DEFAULT_BIND,
         keys: ServerKeys | None = None,
         client_timeout: float = CLIENT_TIMEOUT,
         max_clients: int = MAX_CLIENTS,
         max_clients_per_peer: int = MAX_CLIENTS_PER_PEER,
-        output_size: int = FRAME_SIZE,
     ) -> None:
         check_bind(bind, keys)
-        self.predictor_factory = predictor_factory
-        self.output_size = output_size  # the side of the results, told to each client in its welcome
+        self.backend = backend
         self.bind = bind
         self.keys = keys
         self.client_timeout = client_timeout
@@ -129,21 +103,22 @@ class Worker:
         self._context = zmq.Context.instance()
         self._inbox = RequestInbox(CLIENT_QUOTA)
         self._admission = Admission(max_clients, max_clients_per_peer)
-        self._clients: dict[bytes, ClientState] = {}
-        self._avatars: OrderedDict[str, np.ndarray] = OrderedDict()
         # Clients turned away while full, and when each last asked: each is logged once, not at every hello.
         self._refused: dict[bytes, float] = {}
         self._probes: list[float] = []
         # Clients whose connection is gone, and since when: forgotten unless they come back within the grace.
         self._unreachable: dict[bytes, float] = {}
         self._bad = RateLimitedLog(log)
+        self._router: zmq.Socket | None = None
+        self._started = time.monotonic()
+        self._next_status_log = self._started + STATUS_LOG_INTERVAL
         self.endpoint: str | None = None
 
     def serve(self, stop: threading.Event | None = None) -> None:
         """Serve until `stop` is set (or KeyboardInterrupt); clients may come and go meanwhile."""
         stop = stop or threading.Event()
         auth = None
-        router = self._context.socket(zmq.ROUTER)
+        router = self._router = self._context.socket(zmq.ROUTER)
         router.linger = 0
         router.setsockopt(zmq.MAXMSGSIZE, MAX_PART_BYTES)
         # A client that reconnects keeps its identity (and place): the new connection replaces the old one.
@@ -151,10 +126,8 @@ class Worker:
         # Sending to a client that has gone fails (rather than vanishing silently): that frees its place.
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         monitor = router.get_monitor_socket(zmq.EVENT_DISCONNECTED)
-        pipe_address = _RESULTS_PIPE.format(uuid.uuid4().hex)
-        results = self._context.socket(zmq.PAIR)
-        results.bind(pipe_address)
-        model_thread = threading.Thread(target=self._run_model, args=(pipe_address,), name="worker-model", daemon=True)
+        front = FrontEnd(self._context, self._inbox, self.counters, self._reject,
+                         lambda identity, parts: self._send(router, identity, parts))  # fmt: skip
         try:
             if self.keys is not None:
                 auth = ThreadAuthenticator(self._context, log=logging.getLogger(f"{__name__}.auth"))
@@ -162,18 +135,29 @@ class Worker:
                 auth.configure_curve(domain="*", location=str(self.keys.authorized_dir))
                 self.keys.apply(router)
             self._bind(router)
-            model_thread.start()
-            self._loop(stop, router, results, monitor)
+            self._loop(stop, router, monitor, self.backend.open(front))
         finally:
             self._inbox.close()
-            if model_thread.is_alive():
-                model_thread.join(timeout=5)
+            self.backend.close()
             self._log_summary()
             router.disable_monitor()
-            for socket in (monitor, results, router):
+            for socket in (monitor, router):
                 socket.close(linger=0)
             if auth is not None:
                 auth.stop()
+
+    def status(self) -> dict[str, Any]:
+        """The front end's and the backend's figures, as `avatarify worker status` shows them."""
+        return {
+            "endpoint": self.endpoint,
+            "uptime_s": round(time.monotonic() - self._started, 1),
+            "clients": len(self._admission),
+            "max_clients": self._admission.max_clients,
+            "waiting": self._inbox.waiting(),
+            "problem": self.backend.problem,
+            "counters": vars(self.counters).copy(),
+            "backend": self.backend.status(),
+        }
 
     def _bind(self, router: zmq.Socket) -> None:
         try:
@@ -183,20 +167,31 @@ class Worker:
         self.endpoint = router.get(zmq.LAST_ENDPOINT).decode()
         log.info("Worker serving on %s (%s)", self.endpoint, "CurveZMQ keys" if self.keys else "no keys, local only")
 
-    def _loop(self, stop: threading.Event, router: zmq.Socket, results: zmq.Socket, monitor: zmq.Socket) -> None:
+    def _loop(self, stop: threading.Event, router: zmq.Socket, monitor: zmq.Socket, own: list[zmq.Socket]) -> None:
         poller = zmq.Poller()
-        for socket in (router, results, monitor):
+        for socket in (router, monitor, *own):
             poller.register(socket, zmq.POLLIN)
         while not stop.is_set():
             events = dict(poller.poll(POLL_MS))
-            if results in events:
-                self._forward_results(results, router)
+            for socket in own:
+                if socket in events:
+                    self.backend.on_ready(socket)
             if router in events:
                 self._receive(router)
             if monitor in events:
                 self._on_disconnects(monitor)
+            self.backend.tick()
             self._probe(router)
             self._evict_gone_clients(router)
+            self._log_status()
+
+    def _log_status(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_status_log:
+            self._next_status_log = now + STATUS_LOG_INTERVAL
+            line = self.backend.summary()
+            if line is not None:
+                log.info("%s", line)
 
     def _log_summary(self) -> None:
         counters = self.counters
@@ -227,14 +222,6 @@ class Worker:
             return False
         return True
 
-    def _forward_results(self, results: zmq.Socket, router: zmq.Socket) -> None:
-        while True:
-            try:
-                identity, *parts = results.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            self._send(router, identity, parts)
-
     def _receive(self, router: zmq.Socket) -> None:
         for _ in range(RECEIVE_BATCH):
             try:
@@ -259,6 +246,10 @@ class Worker:
         except ProtocolError as exc:
             self._reject(identity, str(exc), kind=exc.kind)
             return
+        if message.type == "status":
+            # Monitoring holds no place and works while the worker is full.
+            self._send(router, identity, self._report(message.id))
+            return
         known = identity in self._admission
         refusal = self._admission.check(identity, _peer(frames[0], self.keys is not None), message.type in _REQUESTS)
         if message.type == "bye":
@@ -276,8 +267,13 @@ class Worker:
         if not known and identity in self._admission:
             self._refused.pop(identity, None)
             log.info("Client %s connected from %s", _name(identity), _peer_address(frames[0]))
-        if message.type == "hello":
-            self._send(router, identity, encode_message("welcome", message.id, size=self.output_size))
+        problem = self.backend.problem
+        if problem is not None and message.type in ("hello", "ping", *_REQUESTS):
+            # Clients show this and keep asking (hello) until the model is back, then restore their state.
+            self._send(router, identity, encode_message("error", message.id, code="unavailable", message=problem[:200]))
+        elif message.type == "hello":
+            # The welcome tells the side of the results (256 for FOMM, 512 for LivePortrait).
+            self._send(router, identity, encode_message("welcome", message.id, size=self.backend.output_size))
         elif message.type == "ping":
             self._send(router, identity, encode_message("pong", message.id))
         elif message.type in _REQUESTS:
@@ -286,8 +282,12 @@ class Worker:
             reason = f"{message.type} is not a request"
             self._send(router, identity, self._reject(identity, reason, message.id, kind="not a request"))
 
+    def _report(self, request_id: int) -> list[bytes]:
+        payload = json.dumps(self.status(), separators=(",", ":"), allow_nan=False).encode()
+        return encode_message("report", request_id, payload, enc="json")
+
     def _file(self, router: zmq.Socket, identity: bytes, message: Message) -> None:
-        """Hand a request to the model thread; a frame it replaces is answered `dropped` now."""
+        """Hand a request to the backend; a frame it replaces is answered `dropped` now."""
         accepted, replaced = self._inbox.put(identity, message)
         if not accepted:
             self._send(router, identity, self._reject(identity, "the queue is full", message.id, kind="quota"))
@@ -345,98 +345,6 @@ class Worker:
         if self._admission.remove(identity):
             self._inbox.forget(identity)
             log.info("Client %s %s; forgetting it", _name(identity), why)
-
-    # -- model thread ------------------------------------------------------------------------------------
-
-    def _run_model(self, pipe_address: str) -> None:
-        replies = self._context.socket(zmq.PAIR)
-        replies.connect(pipe_address)
-        try:
-            while True:
-                batch, forgotten, closed = self._inbox.take()
-                if closed:
-                    return
-                for identity in forgotten:
-                    self._clients.pop(identity, None)
-                newest = {identity: i for i, (identity, job) in enumerate(batch) if job.type == "predict"}
-                for i, (identity, job) in enumerate(batch):
-                    reply = self._handle(identity, job, stale=newest.get(identity, i) != i)
-                    # Fails only once serve() has stopped waiting for this thread: nobody is left to answer.
-                    with suppress(zmq.Again):
-                        replies.send_multipart([identity, *reply], zmq.NOBLOCK)
-        finally:
-            replies.close(linger=0)
-
-    def _handle(self, identity: bytes, message: Message, stale: bool) -> list[bytes]:
-        try:
-            state = self._clients.get(identity)
-            if state is None:
-                state = self._clients[identity] = ClientState(self.predictor_factory())
-                self.counters.clients += 1
-            if message.type == "avatar":
-                return self._set_avatar(state, message)
-            if message.type == "neutral":
-                state.predictor.set_neutral(message.frame())
-                state.neutral = message.header["seq"]
-                return encode_message("neutral_ok", message.id, seq=state.neutral)
-            return self._predict(state, message, stale)
-        except ProtocolError as exc:
-            return self._reject(identity, str(exc), message.id, kind=exc.kind)
-        except Exception:  # a failing model call must not stop the service for every client
-            # The details (paths, internals) stay in this log; the client learns only that it failed.
-            log.exception("Request %s of client %s failed", message.type, _name(identity))
-            return encode_message("error", message.id, code="failed", message="the worker failed; see its log")
-
-    def _set_avatar(self, state: ClientState, message: Message) -> list[bytes]:
-        key = message.header["hash"]
-        if message.payload is not None:
-            image = message.frame()
-            if content_key(image) != key:
-                raise ProtocolError("avatar image does not match its hash", "avatar hash")
-            self._avatars[key] = image
-            self.counters.avatar_uploads += 1
-            log.info("Received avatar %s (%d bytes)", key[:12], len(message.payload))
-            while len(self._avatars) > AVATAR_CACHE_SIZE:
-                self._avatars.popitem(last=False)
-        image = self._avatars.get(key)
-        if image is None:
-            return encode_message("avatar_ok", message.id, hash=key, known=False)
-        self._avatars.move_to_end(key)
-        state.predictor.set_avatar(image)
-        state.avatar = key
-        return encode_message("avatar_ok", message.id, hash=key, known=True)
-
-    def _predict(self, state: ClientState, message: Message, stale: bool) -> list[bytes]:
-        header = message.header
-        predictor = state.predictor
-        if stale:
-            # A calibration frame sets the neutral pose even when a newer frame makes its picture useless.
-            if header["calibrate"]:
-                predictor.set_neutral(message.frame())
-                state.neutral = header["neutral"]
-            self.counters.dropped_frames += 1
-            return encode_message("dropped", message.id)
-        if state.avatar != header["avatar"]:
-            image = self._avatars.get(header["avatar"])
-            if image is None:
-                return encode_message("error", message.id, code="need_avatar", message="avatar not uploaded")
-            predictor.set_avatar(image)
-            state.avatar = header["avatar"]
-        if header["calibrate"]:
-            predictor.calibrate()
-        elif state.neutral != header["neutral"]:
-            return encode_message("error", message.id, code="need_neutral", message="neutral pose not sent")
-        frame = message.frame()
-        predictor.motion = MotionOptions(
-            header["relative"], header["adapt_movement_scale"], float(header["motion_strength"])
-        )
-        started = time.perf_counter()
-        prediction = predictor.predict(frame)
-        model_ms = (time.perf_counter() - started) * 1000.0
-        state.neutral = header["neutral"]
-        self.counters.frames += 1
-        payload = encode_image(prediction, header["enc"], header["quality"])
-        return encode_message("result", message.id, payload, model_ms=round(model_ms, 3), enc=header["enc"])
 
 
 def _peer_address(frame: zmq.Frame) -> str:

@@ -76,21 +76,27 @@ def relative_keypoints(
     kp_source: Keypoints,
     kp_driving: Keypoints,
     kp_driving_initial: Keypoints,
-    value_scale: float,
+    value_scale: float | torch.Tensor,
     use_relative_jacobian: bool = True,
-    jacobian_strength: float = 1.0,
+    jacobian_strength: float | torch.Tensor = 1.0,
 ) -> Keypoints:
     """The source keypoints moved by the driving keypoints' displacement from the neutral frame.
 
     `value_scale` multiplies the displacement (adapt scale times motion strength); callers that
-    animate many frames against one neutral pose compute the adapt scale once.
+    animate many frames against one neutral pose compute the adapt scale once. For a batch of frames
+    from different sessions both may be tensors of N values, one per frame.
     """
     kp_new = dict(kp_driving)
+    if isinstance(value_scale, torch.Tensor):
+        value_scale = value_scale.view(-1, 1, 1)
     kp_new["value"] = (kp_driving["value"] - kp_driving_initial["value"]) * value_scale + kp_source["value"]
     if use_relative_jacobian:
         jacobian_diff = torch.matmul(kp_driving["jacobian"], inverse_2x2(kp_driving_initial["jacobian"]))
-        if jacobian_strength != 1.0:
+        strength = torch.as_tensor(jacobian_strength, dtype=jacobian_diff.dtype, device=jacobian_diff.device)
+        if bool((strength != 1.0).any()):
+            strength = strength.view(-1, 1, 1, 1)
             identity = torch.eye(2, dtype=jacobian_diff.dtype, device=jacobian_diff.device)
-            jacobian_diff = identity + jacobian_strength * (jacobian_diff - identity)
+            # Frames at strength 1 keep the exact product, as a frame animated on its own does.
+            jacobian_diff = torch.where(strength == 1.0, jacobian_diff, identity + strength * (jacobian_diff - identity))
         kp_new["jacobian"] = torch.matmul(jacobian_diff, kp_source["jacobian"])
     return kp_new
