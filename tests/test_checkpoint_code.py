@@ -9,6 +9,7 @@ import builtins
 import os
 import pickle
 import subprocess
+import warnings
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import torch
 
 from avatarify.cli.main import main
 from avatarify.core.errors import CheckpointError
+from avatarify.model.checkpoint import read_weights
 from avatarify.model.fomm import read_checkpoint
 from avatarify.model.pickles import code_in_checkpoint
 
@@ -100,6 +102,26 @@ def test_plain_weights_name_no_code(tmp_path, small_checkpoint):
     save({"w": torch.ones(3)}, path, zip_format=False)
     assert code_in_checkpoint(path) == []
     assert code_in_checkpoint(small_checkpoint) == []
+
+
+@pytest.mark.parametrize("protocol", [3, 4, 5])
+def test_a_file_of_any_pickle_protocol_gives_the_user_no_torch_warning(protocol, tmp_path):
+    path = tmp_path / "pickled.pth"
+    path.write_bytes(pickle.dumps({"generator": {"w": [1.0]}, "kp_detector": {}}, protocol=protocol))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(CheckpointError, match="not a weights file"):
+            read_weights(path, "hint")
+    assert [str(warning.message) for warning in caught] == []
+
+
+def test_reading_a_damaged_pickle_for_code_gives_no_warnings(tmp_path):
+    path = tmp_path / "broken.pth"
+    path.write_bytes(b"S'\\q'\n(S'x'\n.")  # a string with an invalid escape, as random bytes often hold
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert code_in_checkpoint(path) == []
+    assert [str(warning.message) for warning in caught] == []
 
 
 @pytest.mark.parametrize("data", [os.urandom(5000), b"PK\x03\x04" + os.urandom(500), b"\x80\x02" + os.urandom(200)])

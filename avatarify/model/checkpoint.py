@@ -6,6 +6,7 @@ wording of torch's message: code is refused as such; anything else that fails is
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -45,7 +46,10 @@ def read_weights(path: str | Path, hint: str) -> object:
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path} is empty. {hint}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns of any pickle protocol above 2, which is what torch.save itself writes: noise for the user.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except PermissionError as exc:
         raise CheckpointError(f"Cannot read {path}: {exc.strerror}.") from exc
     except Exception as exc:  # noqa: BLE001 - a damaged file can surface as almost any exception from the unpickler

@@ -10,6 +10,7 @@ from __future__ import annotations
 import _compat_pickle
 import io
 import pickletools
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -35,11 +36,13 @@ def code_in_checkpoint(path: str | Path) -> list[str]:
 def pickle_globals(stream: BinaryIO, max_pickles: int = 1) -> set[str]:
     """"module.name" of every global the pickle(s) at the start of `stream` import; stops quietly at bad data."""
     found: set[str] = set()
-    for _ in range(max_pickles):
-        try:
-            _scan(stream, found)
-        except Exception:  # noqa: BLE001 - damaged or unusual data: what was found so far is the answer
-            break
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pickletools warns of escapes in random bytes: damage, already handled here
+        for _ in range(max_pickles):
+            try:
+                _scan(stream, found)
+            except Exception:  # noqa: BLE001 - damaged or unusual data: what was found so far is the answer
+                break
     return found
 
 
