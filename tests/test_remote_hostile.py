@@ -31,6 +31,7 @@ from avatarify.remote.protocol import (
     encode_message,
 )
 from avatarify.remote.backend import LocalBackend
+from avatarify.remote import worker as worker_module
 from avatarify.remote.worker import Worker
 from bounded import GiB, run_bounded
 from forged import jpeg, patch_jpeg_frame, small_progressive_jpeg_claiming
@@ -388,7 +389,8 @@ def test_greetings_from_throwaway_identities_take_no_place(serve):
         socket.close()
 
 
-def test_a_place_is_free_once_its_client_disconnects(serve):
+def test_a_place_is_free_once_its_client_disconnects(serve, monkeypatch):
+    monkeypatch.setattr(worker_module, "RECONNECT_GRACE", 0.3)
     worker = serve(client_timeout=60.0, max_clients=4, max_clients_per_peer=4)
     for _ in range(4):
         socket = dealer(worker.endpoint)
@@ -406,7 +408,7 @@ def test_a_place_is_free_once_its_client_disconnects(serve):
             break
         assert answer.header["code"] == "busy" and time.monotonic() < deadline
         time.sleep(0.1)
-    # Freed within the reconnect grace (2 s) and a poll, far sooner than the client timeout.
+    # Freed within the reconnect grace and a poll, far sooner than the client timeout.
     assert time.monotonic() - started < 10
     served(worker.endpoint)
 
