@@ -27,13 +27,74 @@ def test_rate_limited_log_keeps_one_line_per_second_per_kind(caplog):
     ]
 
 
+def test_rate_limited_log_default_interval_is_one_second_inclusive(caplog):
+    now = [100.0]
+    limited = RateLimitedLog(logging.getLogger("test.ratelimit.default"), clock=lambda: now[0])
+    caplog.set_level(logging.INFO, logger="test.ratelimit.default")
+    logged = [limited.warning("a", "bad a")]
+    now[0] = 100.75
+    logged += [limited.warning("a", "bad a")]
+    now[0] = 101.0  # exactly one interval later: due again
+    logged += [limited.warning("a", "bad a")]
+    assert logged == [True, False, True]
+    assert [r.getMessage() for r in caplog.records] == [
+        "bad a",
+        "bad a (and 1 more like it since the last such line)",
+    ]
+
+
 def test_rate_limited_log_forgets_kinds_rather_than_growing():
     now = [0.0]
     limited = RateLimitedLog(logging.getLogger("test.ratelimit.many"), clock=lambda: now[0])
     for i in range(10_000):
         now[0] += 0.01
         limited.warning(f"kind {i}", "made-up kind")
-    assert len(limited._last) <= 1024  # noqa: SLF001 - the table a flood of made-up kinds would grow
+        limited.warning(f"kind {i}", "made-up kind")  # left out, and counted
+    # The tables a flood of made-up kinds would grow: the left-out counts go with the kinds they count.
+    assert len(limited._last) <= 1024  # noqa: SLF001
+    assert len(limited._left_out) <= 1024  # noqa: SLF001
+
+
+def _flooded(now: list[float], kinds: list[str], name: str) -> RateLimitedLog:
+    """A log that has just logged one line of each of `kinds` at `now[0]`."""
+    limited = RateLimitedLog(logging.getLogger(name), clock=lambda: now[0])
+    assert all(limited.warning(kind, "bad") for kind in kinds)
+    return limited
+
+
+def test_rate_limited_log_full_table_forgets_only_stale_kinds():
+    now = [0.0]
+    active = [f"active {i}" for i in range(512)]
+    limited = _flooded(now, active + [f"stale {i}" for i in range(511)], "test.ratelimit.stale")
+    now[0] = 100.0
+    assert all(limited.warning(kind, "bad") for kind in active)  # the active kinds go on; the stale ones fell silent
+    assert limited.warning("last", "bad")  # the 1024th kind fills the table
+    now[0] = 100.5
+    assert limited.warning("new", "bad")  # the 1025th kind: the stale ones are forgotten to make room
+    # Still limited: forgetting never lets a kind that is flooding right now through.
+    assert not any(limited.warning(kind, "bad") for kind in active + ["new"])
+
+
+def test_rate_limited_log_full_table_without_stale_kinds_forgets_the_oldest_half():
+    now = [0.0]
+    limited = _flooded(now, [f"kind {i}" for i in range(1024)], "test.ratelimit.half")
+    now[0] = 0.5
+    assert limited.warning("kind 1024", "bad")  # one kind too many: kinds 0 to 511 are forgotten
+    assert limited.warning("kind 0", "bad") and limited.warning("kind 511", "bad")
+    assert not limited.warning("kind 512", "bad") and not limited.warning("kind 1023", "bad")
+
+
+def test_rate_limited_log_remembers_a_kind_heard_exactly_a_minute_ago(caplog):
+    now = [-1.0]
+    limited = _flooded(now, [f"old {i}" for i in range(1023)], "test.ratelimit.minute")
+    caplog.set_level(logging.INFO, logger="test.ratelimit.minute")
+    now[0] = 0.0
+    assert limited.warning("edge", "bad edge")
+    assert not limited.warning("edge", "bad edge") and not limited.warning("edge", "bad edge")
+    now[0] = 60.0
+    assert limited.warning("new", "bad new")  # forgets the "old" kinds, heard of 61 seconds ago, not "edge"
+    assert limited.warning("edge", "bad edge")
+    assert caplog.records[-1].getMessage() == "bad edge (and 2 more like it since the last such line)"
 
 
 @pytest.mark.parametrize(
