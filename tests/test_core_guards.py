@@ -99,23 +99,59 @@ def test_rate_limited_log_remembers_a_kind_heard_exactly_a_minute_ago(caplog):
 
 @pytest.mark.parametrize(
     "text, depth",
-    [(b"{}", 1), (b'{"a": [1, {"b": 2}]}', 3), (b'{"a": "[[[[{{{{"}', 1), (b'["\\"[[["]', 1), (b"[" * 5000, 5000),
-     (b'["unterminated [[[[[[', 1), (b"", 0), (b"3", 0)],  # fmt: skip
+    [(b"{}", 1), (b"[]", 1), (b"[[]]", 2), (b'{"a": []}', 2), (b'{"a": [1, {"b": 2}]}', 3), (b'{"a": "[[[[{{{{"}', 1),
+     (b'["\\"[[["]', 1), (b"[" * 5000, 5000), (b'["unterminated [[[[[[', 1), (b"", 0), (b"3", 0),
+     (b"[[[], [[]]]]", 4), (b'{"a": {}, "b": {"c": {}}}', 3), (b'[{"a": 1}, {"b": [2]}, []]', 3)],  # fmt: skip
 )
 def test_nesting_depth_ignores_brackets_inside_strings(text, depth):
     assert nesting_depth(text) == depth
 
 
 @pytest.mark.parametrize(
-    "text, kind",
-    [(b"[" * 100, "json depth"), (b'{"a": ' + b"1" * 30 + b"}", "json number"), (b'{"a": 1e999}', "json number"),
-     (b'{"a": NaN}', "json number"), (b'{"a": -Infinity}', "json number"), (b'{"a": "\xff"}', "json encoding"),
-     (b'{"a": ', "json syntax"), (b"x" * 2000, "json size")],  # fmt: skip
+    "text, kind, message",
+    [(b"[" * 100, "json depth", "JSON nested 100 levels deep, limit 4"),
+     (b'{"a": ' + b"1" * 30 + b"}", "json number", "integer of 30 digits, limit 19"),
+     (b'{"a": -' + b"1" * 20 + b"}", "json number", "integer of 20 digits, limit 19"),
+     (b'{"a": 1e999}', "json number", "number '1e999' is out of range"),
+     (b'{"a": 1.' + b"0" * 40 + b"}", "json number", "number '1.000000000000000000' is out of range"),
+     (b'{"a": NaN}', "json number", "NaN is not a number JSON allows"),
+     (b'{"a": -Infinity}', "json number", "-Infinity is not a number JSON allows"),
+     (b'{"a": "\xff"}', "json encoding", "JSON is not valid UTF-8"),
+     (b'{"a": ', "json syntax", "not JSON (Expecting value at byte 6)"),
+     (b"x" * 1001, "json size", "JSON of 1001 bytes, limit 1000")],  # fmt: skip
 )
-def test_loads_bounded_refuses_with_one_error_kind(text, kind):
+def test_loads_bounded_refuses_with_one_error_kind_and_a_message(text, kind, message):
     with pytest.raises(JsonInputError) as info:
         loads_bounded(text, max_bytes=1000, max_depth=4)
-    assert info.value.kind == kind
+    assert (info.value.kind, str(info.value)) == (kind, message)
+
+
+def test_loads_bounded_accepts_exactly_its_bounds():
+    assert loads_bounded(b"[" * 4 + b"]" * 4 + b" " * 992, max_bytes=1000, max_depth=4) == [[[[]]]]
+    # By default an integer may have 19 digits (all of int64), and a float may be written with 32 characters.
+    assert loads_bounded(b"[-9223372036854775808, 9999999999999999999]", max_bytes=100, max_depth=1) == [
+        -9223372036854775808,
+        9999999999999999999,
+    ]
+    assert loads_bounded(b"[1." + b"5" * 30 + b"]", max_bytes=100, max_depth=1) == [1.5555555555555556]
+    for one_over, message in [
+        (b"[12345678901234567890]", "integer of 20 digits, limit 19"),
+        (b"[1." + b"5" * 31 + b"]", "number '1.555555555555555555' is out of range"),
+    ]:
+        with pytest.raises(JsonInputError) as info:
+            loads_bounded(one_over, max_bytes=100, max_depth=1)
+        assert (info.value.kind, str(info.value)) == ("json number", message)
+
+
+@pytest.mark.parametrize(
+    "text, bounds, message",
+    [(b"1" * 5000, {"max_int_digits": 10_000}, "JSON refused (ValueError)"),  # past Python's own int() limit
+     (b"[" * 100_000 + b"]" * 100_000, {"max_depth": 100_000}, "JSON refused (RecursionError)")],  # fmt: skip
+)
+def test_loads_bounded_lets_nothing_but_its_own_error_escape_generous_bounds(text, bounds, message):
+    with pytest.raises(JsonInputError) as info:
+        loads_bounded(text, **{"max_bytes": 1_000_000, "max_depth": 1, **bounds})
+    assert (info.value.kind, str(info.value)) == ("json syntax", message)
 
 
 def test_loads_bounded_reads_ordinary_json():
