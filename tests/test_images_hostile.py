@@ -474,3 +474,10 @@ def test_a_bigtiff_pointing_past_any_possible_offset_is_one_line(tmp_path):
         f"{path} is not an image avatarify can read (damaged or cut-short TIFF header); choose another picture."
     )
 
+
+@pytest.mark.parametrize("big", [False, True], ids=["classic", "BigTIFF"])
+def test_tiff_values_stored_past_the_data_are_refused(big):
+    data = bytearray(tiff_file([(256, 3, [9]), (257, 3, [8]), (258, 4, [8, 8, 8])], big=big))
+    # The third entry's value field: where its three values would be stored.
+    struct.pack_into("<Q" if big else "<I", data, 76 if big else 42, 2**64 - 16 if big else 2**32 - 16)
+    assert _header_error(bytes(data)) == "damaged or cut-short TIFF header"
