@@ -76,3 +76,23 @@ def webp_header(width: int, height: int, alpha: bool = True) -> bytes:
     chunk = struct.pack("<B3x", 0x10 if alpha else 0) + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
     body = b"WEBP" + b"VP8X" + struct.pack("<I", len(chunk)) + chunk + bytes(1000)
     return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def tiff_file(entries: list[tuple[int, int, list[int]]], order: str = "<", big: bool = False) -> bytes:
+    """A TIFF (a BigTIFF when `big`) whose first directory holds `entries` of (tag, type, values); types 3 (SHORT),
+    4 (LONG), 16 (LONG8) or 5 (RATIONAL, values as numerator, denominator). Values too long for their entry go
+    after the directory, as writers put them."""
+    codes = {3: "H", 4: "I", 16: "Q", 5: "II"}
+    offset, inline = ("Q", 8) if big else ("I", 4)
+    head = (b"II" if order == "<" else b"MM") + struct.pack(order + "H", 43 if big else 42)
+    head += struct.pack(order + "HHQ", 8, 0, 16) if big else struct.pack(order + "I", 8)
+    directory = struct.pack(order + ("Q" if big else "H"), len(entries))
+    after = len(head) + len(directory) + len(entries) * (4 + 2 * inline) + inline
+    values_data = b""
+    for tag, kind, values in entries:
+        step = len(codes[kind])
+        raw = b"".join(struct.pack(order + codes[kind], *values[i : i + step]) for i in range(0, len(values), step))
+        if len(raw) > inline:
+            raw, values_data = struct.pack(order + offset, after + len(values_data)), values_data + raw
+        directory += struct.pack(order + "HH" + offset, tag, kind, len(values) // step) + raw.ljust(inline, b"\0")
+    return head + directory + bytes(inline) + values_data

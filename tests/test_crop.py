@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
 
-from avatarify.core.faces import SquareCrop, crop_around_face, largest_face
+from avatarify.core.faces import Box, SquareCrop, crop_around_face, largest_face
 from avatarify.pipeline.crop import CropController, OneEuroFilter, SmartCrop, adjust_crop
 from avatarify.core.video import read_frames
 
@@ -113,3 +114,110 @@ def test_face_detection_runs_on_several_threads_with_a_classifier_each(avatar_pa
     assert all(boxes == expected for boxes in found.values()) and len(found) == 3
     # Sharing one classifier between threads is not safe in OpenCV.
     assert len({id(classifier) for classifier in [*classifiers.values(), faces._cascade()]}) == 4
+
+
+def test_zooming_far_in_stops_at_an_eight_pixel_square():
+    assert adjust_crop(SquareCrop(320, 240, 480), 1000.0, (0.0, 0.0), (480, 640)) == SquareCrop(320, 240, 8.0)
+
+
+# A pure low-pass (no speed term) whose time constant is one second: with one-second steps it moves halfway.
+ONE_SECOND_HZ = 1 / (2 * math.pi)
+
+
+def test_one_euro_filter_moves_by_its_documented_smoothing_factor():
+    low_pass = OneEuroFilter(min_cutoff=ONE_SECOND_HZ, beta=0.0)
+    assert low_pass(np.array([0.0, 4.0]), 10.0).tolist() == [0.0, 4.0]  # the first value passes through
+    assert low_pass(np.array([1.0, 0.0]), 11.0) == pytest.approx([0.5, 2.0])
+    assert low_pass(np.array([1.0, 0.0]), 12.0) == pytest.approx([0.75, 1.0])
+    # The speed term opens the filter: a smoothed speed of 0.5 adds beta * 0.5 to the cutoff, here 3x in all.
+    moving = OneEuroFilter(min_cutoff=ONE_SECOND_HZ, beta=4 * ONE_SECOND_HZ, d_cutoff=ONE_SECOND_HZ)
+    moving(np.array([0.0]), 0.0)
+    assert moving(np.array([1.0]), 1.0) == pytest.approx([0.75])
+    moving.reset()
+    assert moving(np.array([5.0]), 2.0).tolist() == [5.0]  # after a reset the next value passes through again
+
+
+def test_one_euro_filter_gives_floats_for_whole_pixel_measurements():
+    smoothing = OneEuroFilter()
+    first, second = smoothing(np.array([3, 4]), 0.0), smoothing(np.array([3, 4]), 0.04)
+    assert first.dtype == second.dtype == np.float64 and first.tolist() == second.tolist() == [3.0, 4.0]
+
+
+class ScriptedDetector:
+    """A face detector that finds the faces it is given, one per call (None: no face), and counts its calls."""
+
+    def __init__(self, *faces: Box | None) -> None:
+        self.faces = list(faces)
+        self.calls = 0
+
+    def __call__(self, frame: np.ndarray) -> Box | None:
+        self.calls += 1
+        return self.faces.pop(0) if self.faces else None
+
+
+FRAME = np.zeros((100, 200, 3), np.uint8)
+FACE = Box(x=40, y=20, w=30, h=40)  # centre (55, 40)
+
+
+def test_smart_crop_centres_until_a_face_is_seen_then_frames_it():
+    detector = ScriptedDetector(None, FACE)
+    smart = SmartCrop(detect_every=1, detector=detector)
+    assert smart.update(FRAME, 0.0) == SquareCrop(cx=100, cy=50, side=100) and smart.face is None
+    crop = smart.update(FRAME, 0.04)
+    expected = crop_around_face(FACE)
+    assert (crop.cx, crop.cy, crop.side) == pytest.approx((expected.cx, expected.cy, expected.side))
+    assert smart.face == FACE and detector.calls == 2
+
+
+@pytest.mark.parametrize("detect_every, calls", [(None, [1, 1, 1, 2, 2, 2, 3]), (2, [1, 1, 2, 2, 3, 3, 4]),
+                                                 (1, [1, 2, 3, 4, 5, 6, 7]), (0, [1, 2, 3, 4, 5, 6, 7]),
+                                                 (-3, [1, 2, 3, 4, 5, 6, 7])])  # fmt: skip
+def test_smart_crop_detects_on_the_first_frame_and_every_few_after(detect_every, calls):
+    detector = ScriptedDetector()
+    smart = SmartCrop(detector=detector) if detect_every is None else SmartCrop(detect_every, detector)
+    seen = []
+    for index in range(7):
+        smart.update(FRAME, index / 25)
+        seen.append(detector.calls)
+    assert seen == calls
+
+
+def test_smart_crop_smooths_in_units_of_the_frame_height():
+    # The same head movement seen by cameras of one height and different widths is smoothed the same way.
+    moved = Box(x=FACE.x + 40, y=FACE.y + 20, w=FACE.w * 2, h=FACE.h * 2)
+    crops = []
+    for width in (100, 200, 400):
+        smart = SmartCrop(1, ScriptedDetector(FACE, moved), OneEuroFilter(min_cutoff=ONE_SECOND_HZ, beta=1.0))
+        smart.update(np.zeros((100, width, 3), np.uint8), 0.0)
+        crops.append(smart.update(np.zeros((100, width, 3), np.uint8), 1.0))
+    assert crops[0] == crops[1] == crops[2]
+    # The speed term opens the one-second low-pass: more than halfway to the new face, not all the way.
+    values = [(crop.cx, crop.cy, crop.side) for crop in (crops[0], crop_around_face(FACE), crop_around_face(moved))]
+    for now, start, end in zip(*values):
+        assert 0.5 < (now - start) / (end - start) < 0.9
+
+
+def test_smart_crop_reset_forgets_the_face_and_detects_again_at_once():
+    detector = ScriptedDetector(FACE, None, FACE)
+    controller = CropController(SmartCrop(detect_every=5, detector=detector))
+    controller.crop(FRAME, 0.0, smart=True)
+    controller.crop(FRAME, 0.04, smart=True)
+    controller.reset()
+    assert controller.smart.face is None and detector.calls == 1
+    assert controller.crop(FRAME, 0.08, smart=True) == SquareCrop(cx=100, cy=50, side=100)  # no face at once
+    assert detector.calls == 2
+
+
+def test_crop_controller_follows_the_face_only_when_asked():
+    controller = CropController(SmartCrop(detect_every=1, detector=ScriptedDetector(FACE, FACE)))
+    assert controller.crop(FRAME, 0.0, smart=False) == SquareCrop(cx=100, cy=50, side=100)
+    assert controller.smart.face is None  # not even looked for
+    followed = controller.crop(FRAME, 0.0, smart=True, zoom=2.0)
+    expected = crop_around_face(FACE)
+    assert (followed.cx, followed.cy, followed.side) == pytest.approx((expected.cx, expected.cy, expected.side / 2))
+    assert controller.crop(FRAME, 0.04, smart=True, offset=(0.1, 0.0)).cx == pytest.approx(expected.cx + 20)
+
+
+def test_default_crop_controller_without_a_face_in_view():
+    assert CropController().crop(FRAME, 0.0, smart=True) == SquareCrop(cx=100, cy=50, side=100)
+    assert CropController().crop(FRAME, 0.0, smart=False, offset=(-0.5, 0.0)) == SquareCrop(cx=50, cy=50, side=100)

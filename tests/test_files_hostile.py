@@ -6,12 +6,16 @@ replace /dev/null).
 """
 from __future__ import annotations
 
+import errno
 import os
+import re
+import secrets
 import shutil
 import socket
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +23,16 @@ import pytest
 
 from avatarify.cli.main import main
 from avatarify.core.errors import InputError
-from avatarify.core.files import check_input_file, check_writable_output, temp_path_beside, write_atomically
+from avatarify.core.files import (
+    check_input_file,
+    check_writable_output,
+    fit_name,
+    is_regular_file,
+    name_limit,
+    shown,
+    temp_path_beside,
+    write_atomically,
+)
 from avatarify.core.images import read_image
 from avatarify.core.video import Mp4Writer, media_path, probe_video, read_frames
 from avatarify.pipeline.recorder import Recorder
@@ -208,3 +221,157 @@ def test_driving_videos_whose_names_are_not_utf8_are_one_line_not_a_crash(raw_na
     )  # fmt: skip
     one_line(result.returncode, result.stderr, "not valid UTF-8", "rename the file")
     assert not (tmp_path / "out.mp4").exists()
+
+
+# --- The checks one at a time, with the exact line each gives.
+def test_long_paths_are_shown_with_the_middle_left_out():
+    assert shown("a" * 120) == "a" * 120
+    long = "b" * 58 + "c" * 5 + "d" * 58
+    assert shown(long) == "b" * 58 + "..." + "d" * 58 and len(shown(long)) == 119
+    assert shown(Path("/x") / ("e" * 200)) == "/x/" + "e" * 55 + "..." + "e" * 58
+
+
+def test_names_are_cut_to_the_bytes_the_file_system_stores(tmp_path):
+    assert name_limit(tmp_path) == os.pathconf(tmp_path, "PC_NAME_MAX")
+    assert name_limit(tmp_path / "missing" / "folder") == 255
+    assert fit_name("é" * 10, 20) == "é" * 10
+    cut = fit_name("é" * 10, 19)
+    assert len(os.fsencode(cut)) == 19 and cut.startswith("é" * 9)
+    assert fit_name("abc", 2) == "ab"
+
+
+def test_temporary_names_are_hidden_unique_and_exactly_short_enough(tmp_path):
+    first, second = temp_path_beside(tmp_path / "clip.mp4"), temp_path_beside(tmp_path / "clip.mp4", ".mp4")
+    assert first.parent == tmp_path and re.fullmatch(r"\.clip-[0-9a-f]{8}\.tmp", first.name), first.name
+    assert re.fullmatch(r"\.clip-[0-9a-f]{8}\.mp4", second.name) and first.name[:14] != second.name[:14]
+    longest = temp_path_beside(tmp_path / ("é" * 200 + ".mp4"))
+    assert len(os.fsencode(longest.name)) == 255 and longest.name.startswith("." + "é" * 120)
+
+
+def test_input_checks_name_what_is_wrong_in_one_line(tmp_path):
+    (tmp_path / "folder").mkdir()
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    (tmp_path / "clip.mp4").write_bytes(b"1234")
+    assert check_input_file(tmp_path / "clip.mp4").st_size == 4
+    cases = {
+        "missing": f"File {tmp_path}/missing does not exist.",
+        "clip.mp4/inside": f"File {tmp_path}/clip.mp4/inside does not exist.",
+        "folder": f"File {tmp_path}/folder is a folder, not a file; choose a file.",
+        "fifo": f"File {tmp_path}/fifo is not a regular file (a device, FIFO or socket); choose a file.",
+        "loop": f"File {tmp_path}/loop is a symbolic link that leads back to itself.",
+        "a\0b": f"File name {repr(str(tmp_path / 'a'))[:-1]}\\x00b' contains a NUL character.",
+    }
+    for name, message in cases.items():
+        with pytest.raises(InputError) as info:
+            check_input_file(tmp_path / name)
+        assert str(info.value) == message
+    with pytest.raises(InputError) as info:
+        check_input_file(tmp_path / ("x" * 300), "Avatar")
+    assert str(info.value) == (
+        f"Avatar name {shown(tmp_path / ('x' * 300))} is too long for the file system (300 bytes in one name, "
+        f"{len(str(tmp_path)) + 301} in all); choose a shorter name or folder."
+    )
+
+
+def test_input_that_cannot_be_looked_up_for_another_reason(tmp_path, monkeypatch):
+    def failing_stat(self, **kwargs):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(Path, "stat", failing_stat)
+    with pytest.raises(InputError) as info:
+        check_input_file(tmp_path / "clip.mp4", "Driving video")
+    assert str(info.value) == f"Cannot look up driving video {tmp_path}/clip.mp4 (Input/output error)."
+
+
+def test_is_regular_file_is_a_plain_answer_for_any_name(tmp_path):
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    (tmp_path / "link.mp4").symlink_to(tmp_path / "clip.mp4")
+    os.mkfifo(tmp_path / "fifo")
+    assert is_regular_file(tmp_path / "clip.mp4") and is_regular_file(str(tmp_path / "link.mp4"))
+    for name in ("fifo", "missing", "a\0b", "x" * 300, "clip.mp4/inside"):
+        assert not is_regular_file(tmp_path / name), name
+    assert not is_regular_file(tmp_path)
+
+
+def test_output_checks_name_what_is_wrong_in_one_line(tmp_path):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_bytes(b"")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "input.mp4").write_bytes(b"input")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    cases = {
+        "loop/out.mp4": f"Output folder {tmp_path}/loop is a symbolic link that leads back to itself.",
+        "loop": f"Output {tmp_path}/loop is a symbolic link that leads back to itself.",
+        "missing/out.mp4": f"Output folder {tmp_path}/missing does not exist; create it or choose another output file.",
+        "file/out.mp4": f"Output folder {tmp_path}/file does not exist; create it or choose another output file.",
+        "o" * 252 + ".mp4": f"Output name {'o' * 58}...{'o' * 54}.mp4 is 256 bytes long; this folder allows names of "
+        "at most 255. Choose a shorter name.",
+        "folder": f"Output {tmp_path}/folder is a folder; give a file name such as {tmp_path}/folder/result.mp4.",
+        "fifo": f"Output {tmp_path}/fifo is not a regular file (a device, FIFO or socket) and will not be replaced; "
+        "choose a file name.",
+        "input.mp4": f"Output {tmp_path}/input.mp4 is the input {tmp_path}/input.mp4 (the same file); writing it "
+        "would destroy the input. Choose another output name.",
+    }
+    inputs = [tmp_path / "a\0b", tmp_path / "missing.mp4", tmp_path / "file", str(tmp_path / "input.mp4")]
+    for name, message in cases.items():
+        with pytest.raises(InputError) as info:
+            check_writable_output(tmp_path / name, inputs)
+        assert str(info.value) == message
+    assert check_writable_output(tmp_path / ("o" * 251 + ".mp4"), inputs) == tmp_path / ("o" * 251 + ".mp4")
+    assert check_writable_output(tmp_path / "input.mp4") == tmp_path / "input.mp4"  # replacing a file is fine
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "file", "folder", "input.mp4", "loop"]  # no probe left
+
+
+def test_output_names_starting_with_a_tilde_are_in_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert check_writable_output("~/out.mp4") == tmp_path / "out.mp4"
+
+
+def test_the_output_folder_itself_is_tried_with_a_hidden_probe(tmp_path, monkeypatch):
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    probes = []
+    real = tempfile.NamedTemporaryFile
+
+    def on_a_read_only_folder(*args, **kwargs):  # as if `read_only` were mounted read-only (tests run as root)
+        probe = real(*args, **kwargs)
+        probes.append(Path(probe.name))
+        if Path(probe.name).parent == read_only:
+            probe.close()
+            raise OSError(errno.EROFS, "Read-only file system")
+        return probe
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", on_a_read_only_folder)
+    assert check_writable_output(tmp_path / "out.mp4") == tmp_path / "out.mp4"
+    with pytest.raises(InputError) as info:
+        check_writable_output(read_only / "out.mp4")
+    assert str(info.value) == (
+        f"Cannot write to output folder {read_only} (Read-only file system); choose another output file."
+    )
+    # Were the check ever cut short, what it leaves behind is hidden and says what it was.
+    assert [probe.parent for probe in probes] == [tmp_path, read_only]
+    assert all(re.fullmatch(r"\.avatarify-\w+\.probe", probe.name) for probe in probes), probes
+    assert not any(probe.exists() for probe in probes)
+
+
+def test_writing_never_follows_a_link_planted_at_the_temporary_name(tmp_path, monkeypatch):
+    victim, target = tmp_path / "victim", tmp_path / "settings.json"
+    victim.write_bytes(b"victim")
+    monkeypatch.setattr(secrets, "token_hex", lambda size: "0" * 2 * size)  # the name another user could guess
+    (tmp_path / ".settings-00000000.tmp").symlink_to(victim)
+    with pytest.raises(FileExistsError):
+        write_atomically(target, b"data")
+    assert victim.read_bytes() == b"victim" and not target.exists()
+
+
+def test_written_atomically_private_and_nothing_left_on_failure(tmp_path):
+    target = tmp_path / "settings.json"
+    target.write_bytes(b"old")
+    write_atomically(target, b"new")
+    assert target.read_bytes() == b"new" and stat.S_IMODE(target.stat().st_mode) == 0o600
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "inside").write_bytes(b"")
+    with pytest.raises(IsADirectoryError):
+        write_atomically(tmp_path / "folder", b"data")  # the rename fails: the temporary file goes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "settings.json"]

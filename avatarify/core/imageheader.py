@@ -174,7 +174,7 @@ def _tiff(data: bytes) -> ImageHeader:
             tag, kind = struct.unpack_from(order + "HH", data, first + index * entry)
             value_at = first + index * entry + (12 if big else 8)
             tags[tag] = _tiff_value(data, order, kind, value_at, big)
-    except struct.error:
+    except (struct.error, OverflowError):  # an offset past the data, or past what any offset can be (BigTIFF)
         raise ImageHeaderError("damaged or cut-short TIFF header") from None
     width, height = tags.get(256, 0), tags.get(257, 0)
     if width <= 0 or height <= 0:

@@ -37,8 +37,9 @@ def loads_bounded(
         raise JsonInputError(f"JSON nested {depth} levels deep, limit {max_depth}", "json depth")
 
     def parse_int(text: str) -> int:
-        if len(text.lstrip("-")) > max_int_digits:
-            raise JsonInputError(f"integer of {len(text)} digits, limit {max_int_digits}", "json number")
+        digits = len(text.lstrip("-"))  # the sign is no digit, in the bound or in the message
+        if digits > max_int_digits:
+            raise JsonInputError(f"integer of {digits} digits, limit {max_int_digits}", "json number")
         return int(text)
 
     def parse_float(text: str) -> float:
