@@ -13,6 +13,8 @@ for path in "$module" "$tests"; do
     [ -f "$root/$path" ] || { echo "scripts/mutation.sh: no file $path in $root" >&2; exit 2; }
 done
 command -v mutmut >/dev/null || { echo "scripts/mutation.sh: mutmut is not installed (pip install mutmut)" >&2; exit 2; }
+# The scratch copy has no ../shared beside it: point the tests at this checkout's, so that they run, not skip.
+export AVATARIFY_SHARED="${AVATARIFY_SHARED:-$(cd "$root/.." && pwd)/shared}"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 # The working tree as it is (tracked and new files), never the repository itself: mutmut rewrites what it copies.

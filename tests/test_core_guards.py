@@ -84,6 +84,17 @@ def test_rate_limited_log_full_table_without_stale_kinds_forgets_the_oldest_half
     assert not limited.warning("kind 512", "bad") and not limited.warning("kind 1023", "bad")
 
 
+def test_rate_limited_log_full_table_forgets_nothing_for_a_kind_it_knows(caplog):
+    now = [0.0]
+    limited = _flooded(now, [f"kind {i}" for i in range(1024)], "test.ratelimit.known")
+    caplog.set_level(logging.INFO, logger="test.ratelimit.known")
+    assert not limited.warning("kind 100", "bad 100") and not limited.warning("kind 100", "bad 100")
+    now[0] = 1.5
+    assert limited.warning("kind 5", "bad 5")  # known: no room needed, so kind 100 keeps its count
+    assert limited.warning("kind 100", "bad 100")
+    assert caplog.records[-1].getMessage() == "bad 100 (and 2 more like it since the last such line)"
+
+
 def test_rate_limited_log_remembers_a_kind_heard_exactly_a_minute_ago(caplog):
     now = [-1.0]
     limited = _flooded(now, [f"old {i}" for i in range(1023)], "test.ratelimit.minute")

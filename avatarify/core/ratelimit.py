@@ -36,7 +36,7 @@ class RateLimitedLog:
             if last is not None and now - last < self.interval:
                 self._left_out[kind] = self._left_out.get(kind, 0) + 1
                 return False
-            if len(self._last) >= _MAX_KINDS:
+            if last is None and len(self._last) >= _MAX_KINDS:  # only a new kind needs room
                 self._forget(now)
             self._last[kind] = now
             left_out = self._left_out.pop(kind, 0)
