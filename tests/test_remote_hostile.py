@@ -591,3 +591,66 @@ def test_admission_takes_places_only_for_requests_and_limits_peers():
     assert admission.silent_since(1.0) == [b"b", b"c"]
     assert admission.remove(b"b") and not admission.remove(b"b")
     assert len(admission) == 2
+
+
+def test_inbox_holds_eight_requests_per_client_by_default():
+    inbox = RequestInbox()
+    avatar = decode_message(encode_message("avatar", 9, hash="ab"))
+    assert [inbox.put(b"a", avatar) for _ in range(9)] == [(True, None)] * 8 + [(False, None)]
+    assert inbox.put(b"b", avatar) == (True, None)
+    assert inbox.waiting() == 9
+
+
+def test_inbox_wakes_the_model_thread_for_work_for_a_client_gone_and_for_good_when_closed():
+    inbox = RequestInbox()
+    assert inbox.take(timeout=0) == ([], [], False)
+    avatar = decode_message(encode_message("avatar", 9, hash="ab"))
+    for wake, expected in (
+        (lambda: inbox.put(b"a", avatar), ([(b"a", avatar)], [], False)),
+        (lambda: inbox.forget(b"gone"), ([], [b"gone"], False)),
+        (inbox.close, ([], [], True)),
+    ):
+        taken = []
+        waiter = threading.Thread(target=lambda: taken.append(inbox.take(timeout=30)), daemon=True)
+        waiter.start()
+        wake()
+        waiter.join(timeout=5)
+        assert taken == [expected]
+    assert inbox.take(timeout=None) == ([], [], True)  # closed: no more waiting
+
+
+def test_inbox_hands_a_one_at_a_time_backend_each_free_clients_oldest_request():
+    inbox = RequestInbox()
+    plain, calibration, newer = (decode_message(predict_message(i, frame(), "ab", calibrate=i == 2)) for i in (1, 2, 3))
+    avatar = decode_message(encode_message("avatar", 4, hash="ab"))
+    inbox.put(b"busy", avatar)
+    inbox.put(b"a", calibration)
+    inbox.put(b"a", avatar)  # no frame behind the calibration frame: it is not stale
+    inbox.put(b"b", calibration)
+    inbox.put(b"b", newer)  # a newer frame behind it: stale, though it still sets the neutral pose
+    inbox.put(b"c", plain)
+    inbox.forget(b"gone")
+    assert inbox.take_ready(busy={b"busy"}) == (
+        [(b"a", calibration, False), (b"b", calibration, True), (b"c", plain, False)],
+        [b"gone"],
+    )
+    assert inbox.waiting() == 3
+    assert inbox.take_ready(busy=set()) == ([(b"busy", avatar, False), (b"a", avatar, False), (b"b", newer, False)], [])
+    assert inbox.take_ready(busy=set()) == ([], []) and inbox.waiting() == 0
+
+
+def test_admission_says_why_a_client_is_turned_away():
+    now = [0.0]
+    admission = Admission(max_clients=2, per_peer=1, clock=lambda: now[0])
+    assert admission.check(b"a", "address 1", takes_place=True) is None
+    assert admission.check(b"b", "address 1", takes_place=True) == (
+        "busy", "the worker already serves 1 clients for this key or address")
+    assert admission.check(b"a", "address 2", takes_place=False) == (
+        "rejected", "this client identity is in use by another peer")
+    now[0] = 2.0
+    assert admission.check(b"b", "address 2", takes_place=True) is None
+    assert admission.check(b"c", "address 3", takes_place=False) == ("busy", "the worker is full (2 clients)")
+    assert admission.identities() == [b"a", b"b"] and len(admission) == 2
+    # Heard from exactly at the deadline is not silent.
+    assert admission.silent_since(2.0) == [b"a"]
+    assert admission.silent_since(0.0) == []

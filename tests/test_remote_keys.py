@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import stat
+import tempfile
 
 import pytest
+import zmq
 import zmq.auth
 
 from avatarify.cli.main import main
+from avatarify.core.paths import keys_dir
 from avatarify.remote.keys import (
     WorkerKeysError,
     create_keys,
@@ -31,10 +34,48 @@ def test_keys_command_creates_both_pairs_and_authorizes_the_client(tmp_path, cap
     for secret in ("server.key_secret", "client.key_secret"):
         assert stat.S_IMODE((folder / secret).stat().st_mode) == 0o600
     assert (folder / "authorized_clients" / "client.key").read_bytes() == (folder / "client.key").read_bytes()
+    for private in (folder, folder / "authorized_clients"):
+        assert stat.S_IMODE(private.stat().st_mode) == 0o700
     server, client = load_server_keys(folder), load_client_keys(folder)
-    assert client.server_public == server.public
+    assert client.server_public == server.public and server.authorized_dir == folder / "authorized_clients"
     assert zmq.auth.load_certificate(folder / "client.key")[0] == client.public
     assert server.secret and client.secret and server.secret != client.secret
+
+
+def test_keys_go_to_the_user_keys_folder_by_default(capsys):
+    assert main(["worker", "keys"]) == 0
+    assert str(keys_dir()) in capsys.readouterr().out
+    assert sorted(path.name for path in keys_dir().iterdir()) == [
+        "authorized_clients", "client.key", "client.key_secret", "server.key", "server.key_secret",
+    ]  # fmt: skip
+    assert load_client_keys().server_public == load_server_keys().public
+    assert create_keys() == []
+
+
+def test_a_new_nested_folder_is_made_and_the_system_temp_folder_is_not_needed(tmp_path, monkeypatch):
+    # Files are staged beside the keys, so that moving them in place never crosses file systems.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-temp-folder"))
+    folder = tmp_path / "new" / "nested" / "keys"
+    assert len(create_keys(folder)) == 5
+    assert load_client_keys(folder).server_public == load_server_keys(folder).public
+
+
+def test_the_pairs_secure_a_connection(tmp_path):
+    create_keys(tmp_path)
+    context = zmq.Context.instance()
+    server, client = context.socket(zmq.ROUTER), context.socket(zmq.DEALER)
+    try:
+        load_server_keys(tmp_path).apply(server)
+        port = server.bind_to_random_port("tcp://127.0.0.1")
+        load_client_keys(tmp_path).apply(client)
+        client.connect(f"tcp://127.0.0.1:{port}")
+        assert (server.curve_server, client.curve_server) == (True, False)
+        client.send(b"hello")
+        assert server.poll(5000), "the CurveZMQ handshake failed"
+        assert server.recv_multipart()[1] == b"hello"
+    finally:
+        server.close(linger=0)
+        client.close(linger=0)
 
 
 def test_existing_keys_are_kept(tmp_path, capsys):
@@ -78,12 +119,19 @@ def test_an_authorized_key_of_another_client_is_never_replaced(tmp_path):
 def test_an_unwritable_folder_is_a_one_line_error(tmp_path, capsys):
     (tmp_path / "taken").write_text("a file, not a folder")
     assert main(["worker", "keys", "--dir", str(tmp_path / "taken")]) == 2
-    assert capsys.readouterr().err.startswith(f"avatarify: error: Cannot write worker keys in {tmp_path / 'taken'}")
+    assert capsys.readouterr().err == (
+        f"avatarify: error: Cannot write worker keys in {tmp_path / 'taken'}: File exists. "
+        "Choose another folder with --dir.\n"
+    )
 
 
 def test_missing_keys_say_what_to_run(tmp_path):
-    with pytest.raises(WorkerKeysError, match="avatarify worker keys --dir"):
+    with pytest.raises(WorkerKeysError) as missing:
         load_client_keys(tmp_path)
+    assert str(missing.value) == (
+        f"Worker key {tmp_path / 'client.key_secret'} does not exist. Create keys with "
+        f"`avatarify worker keys --dir {tmp_path}` and copy the files the other machine needs (see README)."
+    )
     create_keys(tmp_path)
     for public in (tmp_path / "authorized_clients").iterdir():
         public.unlink()
