@@ -31,10 +31,12 @@ CFG
 cd "$scratch"
 mutmut run --max-children "$(nproc)" >/dev/null 2>&1 || true
 results=$(mutmut results --all true 2>/dev/null)
-killed=$(grep -c ': killed$' <<<"$results" || true)
+# A mutant that makes the tests hang (a timeout) is caught as surely as one that makes them fail.
+killed=$(grep -cE ': (killed|timeout)$' <<<"$results" || true)
+hung=$(grep -c ': timeout$' <<<"$results" || true)
 total=$(grep -c ': ' <<<"$results" || true)
-echo "$module against $tests: $killed of $total mutants killed"
-for mutant in $(grep -v ': killed$' <<<"$results" | sed 's/:.*//'); do
+echo "$module against $tests: $killed of $total mutants killed ($hung of them by a timeout)"
+for mutant in $(grep -vE ': (killed|timeout)$' <<<"$results" | sed 's/:.*//'); do
     echo "--- $mutant ($(grep -F "$mutant:" <<<"$results" | sed 's/.*: //'))"
     mutmut show "$mutant" 2>/dev/null | grep '^[-+][^-+]' || true
 done
