@@ -38,6 +38,14 @@ def user_folders(tmp_path_factory, monkeypatch) -> Path:
     return home
 
 
+@pytest.fixture(autouse=True)
+def fresh_test_cameras() -> None:
+    """Each test sees only the test virtual cameras it opened itself, even when the tests run twice in one process."""
+    from fakes import RecordingBackend
+
+    RecordingBackend.opened.clear()
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     return _require(SHARED_DIR)
