@@ -76,7 +76,7 @@ def test_get_on_an_empty_hand_off_gives_none_after_its_timeout():
 
 
 def test_get_waits_for_an_item_put_meanwhile():
-    for timeout in (None, 0.9):
+    for timeout in (None, GUARD - 1.0):  # a finite wait long enough for any loaded machine
         handoff: DropOldest[int] = DropOldest()
         timer = threading.Timer(0.01, handoff.put, args=(7,))
         timer.start()
