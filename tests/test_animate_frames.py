@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from avatarify.cli.main import main
-from avatarify.core.errors import InputError
-from avatarify.core.png_frames import MARKER, PngFramesWriter, names_a_folder
+from avatarify.core.png_frames import MARKER
 from avatarify.core.video import read_frames
 
 
@@ -99,29 +98,3 @@ def test_liveportrait_bad_weights_folder_writes_nothing(avatar_path, silent_clip
     err = capsys.readouterr().err.strip()
     assert "does not exist" in err and "weights download --engine liveportrait" in err and "\n" not in err
     assert list(tmp_path.iterdir()) == []
-
-
-def test_an_error_mid_render_leaves_no_frames(tmp_path):
-    target = tmp_path / "frames"
-    frame = np.zeros((8, 8, 3), np.uint8)
-    with pytest.raises(RuntimeError), PngFramesWriter(target) as writer:
-        writer.write(frame)
-        writer.write(frame)
-        raise RuntimeError("the model failed on frame 3")
-    assert list(tmp_path.iterdir()) == []
-    with pytest.raises(InputError, match="No frames"), PngFramesWriter(target) as writer:
-        writer.commit()
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_frames_are_lossless(tmp_path):
-    frame = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
-    with PngFramesWriter(tmp_path / "f") as writer:
-        writer.write(frame)
-        assert writer.commit() == tmp_path / "f"
-    np.testing.assert_array_equal(read_png(tmp_path / "f" / "000001.png"), frame)
-
-
-def test_which_outputs_name_a_folder(tmp_path):
-    assert names_a_folder("frames/") and names_a_folder("frames") and names_a_folder(str(tmp_path))
-    assert not names_a_folder("out.mp4") and not names_a_folder(str(tmp_path / "x.mov"))

@@ -92,9 +92,9 @@ def test_avatar_actions_drive_avatars_and_leave_passthrough(controller, library)
 
 
 def test_calibrate_and_find_best_frame_need_the_model(controller) -> None:
-    with pytest.raises(AvatarifyError, match="Calibrate needs the model"):
+    with pytest.raises(AvatarifyError, match=r"^Calibrate needs the model, which is not running yet\.$"):
         controller.run("calibrate")
-    with pytest.raises(AvatarifyError, match="Find best frame needs the model"):
+    with pytest.raises(AvatarifyError, match=r"^Find best frame needs the model, which is not running yet\.$"):
         controller.run("find_best_frame")
     assert not controller.session.settings.value.find_best_frame
     controller.session.load_model()
@@ -119,3 +119,73 @@ def test_every_action_is_known_to_the_controller(controller) -> None:
     for action in ACTIONS:
         controller.blocked(action)  # no KeyError: every name is handled
     assert set(controller._actions) == set(ACTIONS)
+
+
+def test_each_move_goes_one_step_its_own_way(controller) -> None:
+    settings = controller.session.settings
+    settings.update(mirror_preview=False)
+    for action, offset in (("move_crop_down", (0.0, MOVE_STEP)), ("move_crop_left", (-MOVE_STEP, MOVE_STEP)),
+                           ("move_crop_up", (-MOVE_STEP, 0.0)), ("move_crop_right", (0.0, 0.0))):  # fmt: skip
+        assert controller.run(action) is None
+        assert settings.value.crop_offset == pytest.approx(offset)
+    settings.update(mirror_preview=True)
+    controller.run("move_crop_left")  # mirrored: left on screen is right in the camera frame
+    assert settings.value.crop_offset == pytest.approx((MOVE_STEP, 0.0))
+
+
+def test_zoom_and_overlay_steps_are_exact(controller) -> None:
+    settings = controller.session.settings
+    controller.run("zoom_in")
+    assert settings.value.crop_zoom == ZOOM_STEP == 1.1
+    controller.run("zoom_out")
+    assert settings.value.crop_zoom == pytest.approx(1.0)
+    for _ in range(3):
+        controller.run("overlay_more")
+    assert settings.value.overlay_opacity == 0.3  # rounded: never 0.30000000000000004 in the settings file
+    assert OPACITY_STEP == 0.1
+
+
+def test_find_best_frame_toggles_and_can_always_be_turned_off(controller) -> None:
+    settings = controller.session.settings
+    settings.update(find_best_frame=True)  # on from before the model went away
+    assert controller.blocked("find_best_frame") is None
+    assert controller.run("find_best_frame") is None
+    assert settings.value.find_best_frame is False
+
+
+def test_find_best_frame_says_when_the_landmarks_are_unavailable(library) -> None:
+    openers = Openers(camera=lambda *args: FakeCamera(), local_model=lambda options, motion: FakePredictor(),
+                      landmarks=lambda device: FakeLandmarks("unavailable: no landmark file"))  # fmt: skip
+    session = Session(SettingsModel(Settings(vcam_enabled=False)), library=library, openers=openers)
+    session.start()
+    try:
+        controller = Controller(session)
+        assert session.settled("model", 30).state is State.RUNNING
+        assert controller.blocked("find_best_frame") is None  # no detector yet: it is made when wanted
+        controller.run("landmarks")
+        eventually(lambda: session.pipeline.snapshot.landmarks is not None, "the landmark detector")
+        reason = "Find best frame needs the face landmarks, which are unavailable: no landmark file"
+        assert controller.blocked("find_best_frame") == reason
+        with pytest.raises(AvatarifyError, match=f"^{reason}$"):
+            controller.run("find_best_frame")
+        assert not session.settings.value.find_best_frame
+    finally:
+        assert session.close()
+
+
+def test_selecting_the_avatar_after_the_last_does_nothing(controller) -> None:
+    session = controller.session
+    controller.run("passthrough")
+    controller.run("select_avatar", 3)  # three avatars: numbers 0 to 2
+    assert session.avatars.index == 0 and session.settings.value.passthrough
+    controller.run("select_avatar", 2)
+    assert session.avatars.index == 2 and session.settings.value.passthrough is False
+
+
+def test_reloading_finds_new_avatars(controller, library, tmp_path) -> None:
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "dora.png"), np.full((64, 64, 3), 90, np.uint8))
+    assert len(library) == 3
+    assert controller.run("reload_avatars") is None
+    assert library.names == ["anna", "bert", "cleo", "dora"]

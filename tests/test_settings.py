@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from avatarify.core.paths import settings_path
-from avatarify.core.settings import MAX_CROP_ZOOM, MAX_MOTION_STRENGTH, MIN_CROP_ZOOM, Settings, SettingsModel
-from avatarify.core.settings_file import MAX_FILE_BYTES, SettingsFile
+from avatarify.core.settings import (
+    MAX_CROP_ZOOM, MAX_MOTION_STRENGTH, MAX_TEXT_LENGTH, MIN_CROP_ZOOM, Settings, SettingsModel, persistent_fields,
+)
+from avatarify.core.settings_file import MAX_FILE_BYTES, SettingsFile, SettingsFileError, parse_settings
 
 
 def test_defaults_when_no_file(tmp_path: Path) -> None:
@@ -240,3 +242,108 @@ def test_saving_follows_the_model_and_reports_failures(tmp_path: Path) -> None:
     (tmp_path / "settings.json").mkdir()  # a folder where the file should go
     model.update(mirror_output=False)
     assert len(errors) == 1 and errors[0].startswith(f"Could not save the settings to {store.path}")
+
+
+def test_parse_settings_names_each_ignored_value_and_why() -> None:
+    raw = json.dumps({"camera": 3, "mirror_output": 1, "overlay_opacity": True, "camera_width": False,
+                      "motion_strength": "0.5", "avatar": "z" * (MAX_TEXT_LENGTH + 1), "relative": False})
+    settings, ignored = parse_settings(raw.encode())
+    assert ignored == [  # in the order of the fields
+        "camera: expected str, got int",
+        "camera_width: expected int, got bool",
+        "mirror_output: expected bool, got int",
+        "overlay_opacity: expected float, got bool",
+        "motion_strength: expected float, got str",
+        "avatar: expected str, got str",
+    ]
+    assert settings == Settings(relative=False)  # everything else stays at its default
+
+
+def test_parse_settings_says_why_a_file_cannot_be_used() -> None:
+    with pytest.raises(SettingsFileError, match=r"^it does not hold a JSON object$"):
+        parse_settings(b"[1, 2]")
+    with pytest.raises(SettingsFileError, match=r"^not JSON \(Expecting value at byte 11\)$"):
+        parse_settings(b'{"camera": }')
+
+
+def test_text_of_the_longest_allowed_length_is_kept() -> None:
+    longest = "a" * MAX_TEXT_LENGTH
+    settings, ignored = parse_settings(json.dumps({"avatar": longest, "checkpoint": longest + "b"}).encode())
+    assert settings.avatar == longest and settings.checkpoint == "" and len(ignored) == 1
+
+
+def test_each_problem_is_logged_with_the_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text('{"camera": 3}')
+    with caplog.at_level(logging.WARNING):
+        SettingsFile(path).load()
+    assert caplog.messages == [f"Ignoring a setting in {path}: camera: expected str, got int."]
+    caplog.clear()
+    path.write_text("[]")
+    store = SettingsFile(path)
+    with caplog.at_level(logging.WARNING):
+        store.load()
+        store.save(Settings())
+    assert caplog.messages == [
+        f"Settings file {path} cannot be used (it does not hold a JSON object); using the defaults and keeping the file.",
+        f"Kept the unusable settings file as {path}.bad.",
+    ]
+
+
+def test_a_file_that_cannot_be_read_gives_defaults_and_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text('{"camera": "7"}')
+    store = SettingsFile(path)
+    real_read_bytes = Path.read_bytes
+
+    def unreadable(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_bytes", unreadable)
+    with caplog.at_level(logging.WARNING):
+        assert store.load() == Settings()
+    assert caplog.messages == [f"Cannot read settings {path} (Permission denied); using the defaults."]
+    monkeypatch.setattr(Path, "read_bytes", real_read_bytes)
+    store.save(Settings(camera="8"))
+    assert (tmp_path / "settings.json.bad").read_text() == '{"camera": "7"}' and store.load().camera == "8"
+
+
+def test_only_a_file_found_unusable_by_the_last_load_is_backed_up(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text('{"camera": "old"}')
+    SettingsFile(path).save(Settings(camera="new"))  # never loaded: nothing to keep
+    path.write_text("junk {")
+    store = SettingsFile(path)
+    store.load()
+    path.write_text('{"camera": "mended"}')
+    assert store.load().camera == "mended"  # usable again: the next save keeps no copy
+    store.save(Settings(camera="saved"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["settings.json"]
+
+
+def test_the_file_is_sorted_indented_json_ending_in_a_newline(tmp_path: Path) -> None:
+    store = SettingsFile(tmp_path / "a" / "b" / "settings.json")  # missing folders are made
+    store.save(Settings())
+    values = {f.name: getattr(Settings(), f.name) for f in persistent_fields()}
+    assert store.path.read_text(encoding="utf-8") == json.dumps(values, indent=2, sort_keys=True) + "\n"
+    assert store.path.read_text().startswith('{\n  "adapt_scale": true,\n  "avatar": "",\n')
+
+
+def test_a_value_json_cannot_hold_is_never_written(tmp_path: Path) -> None:
+    store = SettingsFile(tmp_path / "settings.json")
+    store.save(Settings(camera="kept"))
+    with pytest.raises(ValueError):
+        store.save(Settings(motion_strength=float("nan")))  # unchecked on purpose: the file would not load
+    assert store.load().camera == "kept"
+
+
+def test_a_failed_save_is_reported_in_one_plain_line(tmp_path: Path) -> None:
+    model = SettingsModel()
+    store = SettingsFile(tmp_path / "settings.json")
+    store.path.mkdir()  # a folder where the file should go
+    errors: list[str] = []
+    store.attach(model, errors.append)
+    model.update(mirror_output=True)
+    assert errors == [f"Could not save the settings to {store.path}: Is a directory."]

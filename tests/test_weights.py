@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import logging
 import os
 import re
+import shutil
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import avatarify
 from avatarify.core import paths
 from avatarify.model import weights
 from avatarify.cli.main import main
@@ -31,9 +34,14 @@ class FileServer:
     files: dict[str, bytes] = field(default_factory=dict)
     cuts: int = 0  # how many of the next file responses break off halfway
     ignore_range: bool = False
+    range_start_shift: int = 0  # a server that answers a Range request with bytes from elsewhere
+    length_header: str | None = None  # a Content-Length to declare instead of the true one
+    omit_length: bool = False  # no Content-Length: the body ends when the connection does
+    hide_total: bool = False  # a resumed part whose Content-Range does not state the file's size ("/*")
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
     statuses: list[int] = field(default_factory=list)
     bytes_sent: list[int] = field(default_factory=list)
+    agents: list[str | None] = field(default_factory=list)  # the User-Agent of each request
     port: int = 0
 
     def url(self, path: str) -> str:
@@ -50,7 +58,8 @@ def _handler(state: FileServer) -> type[http.server.BaseHTTPRequestHandler]:
             self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body)))
+            if not state.omit_length:
+                self.send_header("Content-Length", state.length_header or str(len(body)))
             self.end_headers()
             sent = body[:send] if send is not None else body
             self.wfile.write(sent)
@@ -59,6 +68,7 @@ def _handler(state: FileServer) -> type[http.server.BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             range_header = self.headers.get("Range")
             state.requests.append((self.path, range_header))
+            state.agents.append(self.headers.get("User-Agent"))
             data = state.files.get(self.path)
             if data is None:
                 self._reply(404, b"not found", {})
@@ -66,12 +76,13 @@ def _handler(state: FileServer) -> type[http.server.BaseHTTPRequestHandler]:
             start = 0
             match = re.fullmatch(r"bytes=(\d+)-", range_header or "")
             if match and not state.ignore_range:
-                start = int(match.group(1))
+                start = int(match.group(1)) + state.range_start_shift
                 if start >= len(data):
                     self._reply(416, b"", {"Content-Range": f"bytes */{len(data)}"})
                     return
             body = data[start:]
-            headers = {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"} if start else {}
+            total = "*" if state.hide_total else len(data)
+            headers = {"Content-Range": f"bytes {start}-{len(data) - 1}/{total}"} if start else {}
             cut = None
             if state.cuts > 0:
                 # Half the body, then the connection closes, as when a link drops mid-file.
@@ -280,6 +291,209 @@ def test_file_md5_matches_hashlib(tmp_path):
     path = tmp_path / "f"
     path.write_bytes(PAYLOAD)
     assert file_md5(path) == PAYLOAD_MD5
+
+
+def test_download_says_who_asks(server, tmp_path):
+    download([server.url("/vox.pth.tar")], tmp_path / "vox.pth.tar", progress=False)
+    assert server.agents == [f"avatarify/{avatarify.__version__}"]
+
+
+def test_download_needs_a_url(tmp_path):
+    with pytest.raises(ValueError, match="^no URL to download from$"):
+        download([], tmp_path / "f", progress=False)
+
+
+def test_a_destination_folder_that_cannot_be_made_says_why(tmp_path):
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(DownloadError, match=rf"^Cannot create {tmp_path}/file/sub: Not a directory\.$"):
+        download(["http://127.0.0.1:9/x"], tmp_path / "file" / "sub" / "vox.pth.tar", progress=False)
+
+
+def test_disk_space_is_counted_without_what_a_part_file_already_holds(server, tmp_path, monkeypatch):
+    target = tmp_path / "vox.pth.tar"
+    part_path(target).write_bytes(PAYLOAD[:1000])
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=len(PAYLOAD) - 1000))
+    assert download([server.url("/vox.pth.tar")], target, PAYLOAD_MD5, size=len(PAYLOAD), progress=False) == target
+    part_path(target).write_bytes(PAYLOAD[:999])  # one byte more to fetch than there is room for
+    with pytest.raises(DownloadError, match=rf"^Not enough disk space in {tmp_path}: the download needs 0 MB, 0 MB "
+                                            r"are free\.$"):
+        download([server.url("/vox.pth.tar")], target, PAYLOAD_MD5, size=len(PAYLOAD), progress=False)
+    part_path(target).write_bytes(bytes(1_500_000))
+    # The free space of the destination's disk, in MB as people count them (10^6 bytes), rounded.
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: {tmp_path: usage._replace(free=2_500_002)}[Path(path)])
+    with pytest.raises(DownloadError, match=r"needs 11 MB, 3 MB are free\.$"):
+        download([server.url("/vox.pth.tar")], target, size=12_000_005, progress=False)
+    assert server.requests == [("/vox.pth.tar", "bytes=1000-")]
+
+
+def test_a_part_file_holding_the_whole_known_size_is_only_verified(server, tmp_path):
+    target = tmp_path / "vox.pth.tar"
+    part_path(target).write_bytes(PAYLOAD)
+    assert download([server.url("/vox.pth.tar")], target, PAYLOAD_MD5, size=len(PAYLOAD), progress=False) == target
+    assert server.requests == [] and target.read_bytes() == PAYLOAD
+
+
+def test_a_part_file_longer_than_the_file_starts_over(server, tmp_path):
+    target = tmp_path / "vox.pth.tar"
+    part_path(target).write_bytes(PAYLOAD + b"stale")
+    download([server.url("/vox.pth.tar")], target, PAYLOAD_MD5, progress=False)
+    assert target.read_bytes() == PAYLOAD
+    assert server.requests == [("/vox.pth.tar", f"bytes={len(PAYLOAD) + 5}-"), ("/vox.pth.tar", None)]
+    assert server.statuses == [416, 200]
+
+
+def test_every_mirror_tried_is_named_with_its_reason(server, closed_port_url, tmp_path):
+    gone = server.url("/gone.pth.tar")
+    with pytest.raises(DownloadError) as caught:
+        download([gone, closed_port_url], tmp_path / "vox.pth.tar", progress=False)
+    assert str(caught.value) == (
+        f"Could not download vox.pth.tar; tried {gone} (HTTP 404 Not Found); {closed_port_url} (connection refused)."
+    )
+
+
+def test_a_checksum_is_accepted_in_capitals_and_a_wrong_one_gets_one_fresh_start(server, tmp_path):
+    target = tmp_path / "vox.pth.tar"
+    download([server.url("/vox.pth.tar")], target, PAYLOAD_MD5.upper(), progress=False)
+    assert target.read_bytes() == PAYLOAD
+    part_path(target).write_bytes(PAYLOAD[:1000])
+    with pytest.raises(DownloadError) as caught:
+        download([server.url("/vox.pth.tar")], target, "0" * 32, progress=False)
+    assert str(caught.value).endswith(
+        f"(checksum mismatch: md5 {PAYLOAD_MD5}, expected {'0' * 32}; file discarded)."
+    )
+    # The resumed file, then one fresh download; both discarded.
+    assert server.requests[1:] == [("/vox.pth.tar", "bytes=1000-"), ("/vox.pth.tar", None)]
+    assert not part_path(target).exists()
+
+
+def test_a_connection_lost_without_progress_fails_the_mirror_at_once(server, tmp_path):
+    server.cuts = 10
+    target = tmp_path / "vox.pth.tar"
+    part_path(target).write_bytes(PAYLOAD[:-1])  # one byte to go: half of it is nothing
+    with pytest.raises(DownloadError, match=r"\(connection lost: got 299999 of 300000 bytes\)\.$"):
+        download([server.url("/vox.pth.tar")], target, PAYLOAD_MD5, max_attempts=5, progress=False)
+    assert len(server.requests) == 1
+
+
+def test_a_destination_that_cannot_be_replaced_says_why(server, tmp_path):
+    target = tmp_path / "vox.pth.tar"
+    (target / "inside").mkdir(parents=True)  # a folder where the file should go
+    with pytest.raises(DownloadError, match=rf"^Cannot move {part_path(target)} to {target}: Is a directory\.$"):
+        download([server.url("/vox.pth.tar")], target, PAYLOAD_MD5, progress=False)
+
+
+def test_a_mirror_resuming_from_the_wrong_place_is_left_for_the_next(server, tmp_path):
+    server.range_start_shift = -10
+    target = tmp_path / "vox.pth.tar"
+    part_path(target).write_bytes(PAYLOAD[:1000])
+    with pytest.raises(DownloadError, match=r"\(asked for bytes from 1000, server sent from 990\)\.$"):
+        download([server.url("/vox.pth.tar")], target, PAYLOAD_MD5, progress=False)
+    assert part_path(target).read_bytes() == PAYLOAD[:1000]  # kept for a better mirror
+
+
+@pytest.mark.parametrize(
+    "declared, reason",
+    [("12abc", "declares a length of '12abc'"), ("-5", "declares a length of '-5'"),
+     ("9" * 41, f"declares a length of '{'9' * 40}'"),
+     ("9" * 40, f"declares {'9' * 40} bytes, more than the {4 << 30} accepted")],  # fmt: skip
+)
+def test_a_mirror_declaring_a_length_that_cannot_be_is_refused(declared, reason, server, tmp_path):
+    server.length_header = declared
+    with pytest.raises(DownloadError) as caught:
+        download([server.url("/vox.pth.tar")], tmp_path / "vox.pth.tar", progress=False)
+    assert str(caught.value).endswith(f"({reason}).")
+
+
+def test_a_mirror_that_fails_leaves_the_part_file_for_the_next(server, tmp_path, caplog):
+    target = tmp_path / "vox.pth.tar"
+    part_path(target).write_bytes(PAYLOAD[:1000])
+    download([server.url("/gone.pth.tar"), server.url("/vox.pth.tar")], target, PAYLOAD_MD5, progress=False)
+    assert target.read_bytes() == PAYLOAD
+    assert server.requests == [("/gone.pth.tar", "bytes=1000-"), ("/vox.pth.tar", "bytes=1000-")]
+    assert not any("starting over" in message for message in caplog.messages)
+
+
+def test_starting_over_is_logged_with_the_reason(server, tmp_path, caplog):
+    target = tmp_path / "vox.pth.tar"
+    url = server.url("/vox.pth.tar")
+    part_path(target).write_bytes(PAYLOAD + b"stale")
+    with caplog.at_level(logging.INFO):
+        download([url], target, PAYLOAD_MD5, progress=False)
+    assert f"{url}: partial file {part_path(target)} does not match the server's file; starting over" in caplog.messages
+    server.ignore_range = True
+    part_path(target).write_bytes(PAYLOAD[:1000])
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        download([url], target, PAYLOAD_MD5, progress=False)
+    assert f"{url}: server does not resume downloads; starting over" in caplog.messages
+
+
+def test_a_mirror_that_does_not_say_the_size_still_delivers(server, tmp_path):
+    server.omit_length = True
+    target = tmp_path / "vox.pth.tar"
+    assert download([server.url("/vox.pth.tar")], target, PAYLOAD_MD5, progress=False) == target
+    assert target.read_bytes() == PAYLOAD
+
+
+def test_a_mirror_declaring_another_size_than_the_known_one_is_refused(server, tmp_path):
+    server.length_header = str(len(PAYLOAD) - 1)
+    with pytest.raises(DownloadError) as caught:
+        download([server.url("/vox.pth.tar")], tmp_path / "vox.pth.tar", size=len(PAYLOAD), progress=False)
+    assert str(caught.value).endswith(f"(declares {len(PAYLOAD) - 1} bytes; the file has {len(PAYLOAD)}).")
+
+
+def test_starting_over_needs_room_for_the_whole_file(server, tmp_path, monkeypatch):
+    server.ignore_range = True
+    target = tmp_path / "vox.pth.tar"
+    part_path(target).write_bytes(PAYLOAD[:1000])
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=len(PAYLOAD) - 1))
+    with pytest.raises(DownloadError) as caught:
+        download([server.url("/vox.pth.tar")], target, progress=False)
+    assert str(caught.value).endswith(f"(declares {len(PAYLOAD)} bytes, more than the free disk space).")
+
+
+def test_a_mirror_address_urllib_cannot_use_is_that_mirror_s_failure(server, tmp_path):
+    with pytest.raises(DownloadError) as caught:
+        download(["gopher://127.0.0.1/vox.pth.tar"], tmp_path / "vox.pth.tar", progress=False)
+    assert str(caught.value) == (
+        "Could not download vox.pth.tar; tried gopher://127.0.0.1/vox.pth.tar (unknown url type: gopher)."
+    )
+
+
+def test_a_resume_that_does_not_state_the_file_size_still_completes(server, tmp_path):
+    server.hide_total = True
+    target = tmp_path / "vox.pth.tar"
+    part_path(target).write_bytes(PAYLOAD[:1000])
+    assert download([server.url("/vox.pth.tar")], target, PAYLOAD_MD5, progress=False) == target
+    assert target.read_bytes() == PAYLOAD and server.statuses == [206]
+
+
+def test_the_log_tells_each_step(server, tmp_path, caplog):
+    target, url, gone = tmp_path / "vox.pth.tar", server.url("/vox.pth.tar"), server.url("/gone.pth.tar")
+    server.cuts = 1
+    with caplog.at_level(logging.INFO, logger="avatarify.core.download"):
+        download([gone, url], target, PAYLOAD_MD5, progress=False)
+        target.unlink()
+        with pytest.raises(DownloadError):
+            download([url], target, "0" * 32, progress=False)
+    half = len(PAYLOAD) // 2
+    assert caplog.messages == [
+        f"{gone}: HTTP 404 Not Found",
+        f"{url}: connection lost at {half} bytes (got {half} of {len(PAYLOAD)} bytes); resuming",
+        f"Saved {target}",
+        f"{url}: md5 {PAYLOAD_MD5}, expected {'0' * 32}; discarded",  # no part file before: no second try
+        f"{url}: checksum mismatch: md5 {PAYLOAD_MD5}, expected {'0' * 32}; file discarded",
+    ]
+
+
+def test_by_default_a_download_shows_progress_and_resumes_five_times(server, tmp_path, capsys):
+    server.cuts = 10
+    target = tmp_path / "vox.pth.tar"
+    with pytest.raises(DownloadError, match=r"\(connection lost 5 times\)\.$"):
+        download([server.url("/vox.pth.tar")], target)
+    assert len(server.requests) == 5 and "vox.pth.tar:" in capsys.readouterr().err  # the progress bar
 
 
 # --- lookup order ---------------------------------------------------------------------------------------

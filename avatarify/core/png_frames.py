@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,7 +16,7 @@ import cv2
 import numpy as np
 
 from .errors import InputError
-from .files import name_limit, shown
+from .files import name_limit, shown, temp_path_beside
 
 MARKER = ".avatarify-frames"
 FRAME_NAME = re.compile(r"\d{6}\.png")
@@ -70,7 +69,8 @@ class PngFramesWriter:
 
     def __init__(self, folder: str | os.PathLike) -> None:
         self.path = Path(folder)
-        self._temp = self.path.with_name(f".{self.path.name}-{secrets.token_hex(4)}.partial")
+        # Cut to fit beside a name as long as the file system allows, which `check_frames_folder` accepts.
+        self._temp = temp_path_beside(self.path, ".partial")
         try:
             self._temp.mkdir()
         except OSError as exc:
@@ -107,7 +107,7 @@ class PngFramesWriter:
             raise InputError(f"Output folder {self.path} was filled meanwhile; nothing was replaced.")
         old = None
         if self.path.exists():
-            old = self.path.with_name(f".{self.path.name}-{secrets.token_hex(4)}.old")
+            old = temp_path_beside(self.path, ".old")
             os.rename(self.path, old)
         try:
             os.rename(self._temp, self.path)
