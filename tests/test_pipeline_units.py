@@ -23,6 +23,7 @@ from avatarify.pipeline.drawing import (
 )
 from avatarify.pipeline.frames import PipelineFrame, PipelineStats
 from avatarify.pipeline.handoff import DropOldest
+from avatarify.pipeline.stage import Stage
 from avatarify.pipeline.problems import ProblemBoard, one_line
 from avatarify.pipeline.state import Avatar, SharedState, Snapshot
 from avatarify.pipeline.stats import StageTimes, rate
@@ -82,6 +83,35 @@ def test_get_waits_for_an_item_put_meanwhile():
         timer.start()
         assert get_in_thread(handoff, timeout) == [7]
         timer.join()
+
+
+def test_wake_ends_one_wait_at_once_and_items_still_come_first():
+    handoff: DropOldest[int] = DropOldest()
+    result: list[int | None] = []
+    waiting = threading.Thread(target=lambda: result.append(handoff.get(None)), daemon=True)
+    waiting.start()
+    handoff.wake()
+    waiting.join(GUARD)
+    assert result == [None]  # a wait without a timeout, ended
+    handoff.wake()
+    assert handoff.get(GUARD) is None  # a wake with nobody waiting ends the next wait
+    assert get_in_thread(handoff, 0.01) == [None]  # and only that one
+    handoff.put(3)
+    handoff.wake()
+    assert handoff.get(0) == 3  # an item held is handed out, wake or not
+
+
+def test_a_stage_waiting_for_work_stops_at_once_not_after_its_idle_timeout():
+    class Idle(Stage[int]):
+        idles = 0
+
+        def idle(self) -> None:
+            self.idles += 1
+
+    stage = Idle(idle_timeout=60.0)
+    stage.start()
+    stage.request_stop()
+    assert stage.join(GUARD) and stage.idles <= 1
 
 
 def test_clear_forgets_the_items_held():

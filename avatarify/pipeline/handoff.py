@@ -21,6 +21,7 @@ class DropOldest(Generic[T]):
             raise ValueError("maxsize must be at least 1")
         self._items: collections.deque[T] = collections.deque(maxlen=maxsize)
         self._ready = threading.Condition()
+        self._woken = False
         self.dropped = 0
 
     def put(self, item: T) -> None:
@@ -35,11 +36,20 @@ class DropOldest(Generic[T]):
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._ready:
             while not self._items:
+                if self._woken:
+                    self._woken = False
+                    return None
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return None
                 self._ready.wait(remaining)
             return self._items.popleft()
+
+    def wake(self) -> None:
+        """Make the `get` waiting now (or else the next one) return None at once, as a stopping stage needs."""
+        with self._ready:
+            self._woken = True
+            self._ready.notify_all()
 
     def clear(self) -> None:
         with self._ready:

@@ -40,6 +40,7 @@ class Stage(Generic[T]):
 
     def request_stop(self) -> None:
         self._stopping.set()
+        self.queue.wake()  # a stage waiting for work stops now, not after its idle timeout
 
     def join(self, timeout: float) -> bool:
         """Wait for the thread to end; False if it is still running after `timeout` seconds."""
