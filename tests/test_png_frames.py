@@ -172,20 +172,27 @@ def test_an_output_filled_meanwhile_is_left_alone(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f"] and (target / "notes.txt").read_text() == "mine"
 
 
-def test_earlier_frames_come_back_when_the_new_ones_cannot_be_moved_in(tmp_path, monkeypatch):
-    target = frames_folder(tmp_path / "f", count=2)
+def fail_rename(monkeypatch, failing: int) -> list:
+    """Make the `failing`-th `os.rename` from now on fail as a move across file systems does; the list records the
+    destinations asked for."""
     real_rename = os.rename
-    renames = []
+    renames: list = []
 
-    def second_rename_fails(source, destination):
+    def rename(source, destination):
         renames.append(destination)
-        if len(renames) == 2:
+        if len(renames) == failing:
             raise OSError(18, "Invalid cross-device link")
         real_rename(source, destination)
 
+    monkeypatch.setattr(os, "rename", rename)
+    return renames
+
+
+def test_earlier_frames_come_back_when_the_new_ones_cannot_be_moved_in(tmp_path, monkeypatch):
+    target = frames_folder(tmp_path / "f", count=2)
     with PngFramesWriter(target) as writer:
         writer.write(np.zeros((4, 4, 3), np.uint8))
-        monkeypatch.setattr(os, "rename", second_rename_fails)
+        fail_rename(monkeypatch, 2)
         with pytest.raises(InputError, match=rf"^Could not put the frames in place at {target} \(Invalid cross-device "
                                              r"link\)\.$"):
             writer.commit()
@@ -218,18 +225,9 @@ def test_the_write_probe_is_a_hidden_file_in_the_output_s_parent(tmp_path, monke
 
 
 def test_new_frames_that_cannot_be_moved_in_say_why(tmp_path, monkeypatch):
-    real_rename = os.rename
-    renames = []
-
-    def first_rename_fails(source, destination):
-        renames.append(destination)
-        if len(renames) == 1:
-            raise OSError(18, "Invalid cross-device link")
-        real_rename(source, destination)
-
     with PngFramesWriter(tmp_path / "f") as writer:
         writer.write(np.zeros((4, 4, 3), np.uint8))
-        monkeypatch.setattr(os, "rename", first_rename_fails)
+        renames = fail_rename(monkeypatch, 1)
         with pytest.raises(InputError, match=r"\(Invalid cross-device link\)\.$"):
             writer.commit()
     assert len(renames) == 1 and list(tmp_path.iterdir()) == []  # nothing was there before: nothing to put back
