@@ -17,14 +17,19 @@ if TYPE_CHECKING:  # the parser stays light: the serving modules load only when 
     from ..remote.serve.options import RayOptions
 
 
-def _seconds(value: str) -> float:
+def _number(value: str, zero_allowed: bool, meaning: str) -> float:
+    """`value` as a finite number above 0 (or from 0, with `zero_allowed`); else what it should be."""
     try:
-        seconds = float(value)
+        number = float(value)
     except ValueError:
-        seconds = math.nan
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds above 0")
-    return seconds
+        number = math.nan
+    if not (math.isfinite(number) and (number >= 0 if zero_allowed else number > 0)):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of {meaning}")
+    return number
+
+
+def _seconds(value: str) -> float:
+    return _number(value, zero_allowed=False, meaning="seconds above 0")
 
 
 def _count(value: str) -> int:
@@ -34,13 +39,7 @@ def _count(value: str) -> int:
 
 
 def _amount(value: str) -> float:
-    try:
-        amount = float(value)
-    except ValueError:
-        amount = math.nan
-    if not (math.isfinite(amount) and amount >= 0):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of 0 or more")
-    return amount
+    return _number(value, zero_allowed=True, meaning="0 or more")
 
 
 def _range(value: str) -> tuple[int, int]:
